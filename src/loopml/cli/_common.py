@@ -1,0 +1,107 @@
+"""What every CLI command shares: the workspace, --json output, one-line errors.
+
+The CLI is a thin face: it parses, calls one service function, prints. Errors
+from the loopml tree become one line on stderr and exit code 1 (2 for bad
+input); ``--debug`` or ``LOOPML_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopml.kernel.config import get_settings
+from loopml.kernel.exceptions import LoopmlError, ValidationError
+
+__all__ = [
+    "JsonOpt",
+    "console",
+    "err_console",
+    "handle_errors",
+    "print_json",
+    "print_table",
+    "to_jsonable",
+    "workspace",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def set_debug(flag: bool) -> None:
+    _state["debug"] = flag
+
+
+def workspace(actor: str | None = None):  # type: ignore[no-untyped-def]
+    """Open the workspace for a command (imported lazily to keep --help fast)."""
+    from loopml.workspace import open_workspace
+
+    return open_workspace(actor=actor)
+
+
+def handle_errors(func: F) -> F:
+    """Turn loopml errors into a one-line message and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except LoopmlError as exc:
+            if _state["debug"] or get_settings().debug:
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2 if isinstance(exc, ValidationError) else 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    if hasattr(obj, "model_dump"):
+        return to_jsonable(obj.model_dump())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, default=str) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Kernel: settings, exceptions, shared value types. Imports nothing else from loopml."""

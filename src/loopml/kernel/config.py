@@ -1,0 +1,147 @@
+"""Typed settings: ``loopml.toml`` in the workspace root, overridden by ``LOOPML_*``.
+
+Library code reads settings only through :func:`get_settings`; nothing else
+in loopml touches ``os.environ``. One class per section, one env prefix:
+``LOOPML_DB_URL``, ``LOOPML_ARTIFACTS_URL``, ``LOOPML_SERVE__PORT`` ...
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loopml.kernel.exceptions import ConfigError
+
+__all__ = [
+    "WORKSPACE_DIRNAME",
+    "ServeSettings",
+    "Settings",
+    "find_workspace_root",
+    "get_settings",
+    "reset_settings",
+]
+
+WORKSPACE_DIRNAME = ".loopml"
+CONFIG_FILENAME = "loopml.toml"
+
+
+class ServeSettings(BaseModel):
+    """Online serving defaults (per endpoint overrides live on the endpoint)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_batch_size: int = 32
+    max_batch_wait_ms: float = 2.0
+    max_queue: int = 256
+    max_rows: int = 10_000
+    max_body_bytes: int = 10 * 1024 * 1024
+    log_flush_interval_s: float = 1.0
+
+
+class Settings(BaseSettings):
+    """All loopml settings. Paths default to the workspace under ``root``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPML_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    root: Path = Field(default_factory=Path.cwd)
+    db_url: str | None = None
+    artifacts_url: str | None = None
+    predictions_url: str | None = None
+    server_url: str | None = None
+    token: str | None = None
+    actor: str | None = None
+    executor: str = "inprocess"
+    require_services: bool = False
+    debug: bool = False
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.root / WORKSPACE_DIRNAME
+
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.workspace_dir / 'loopml.db'}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.workspace_dir / "artifacts")
+
+    @property
+    def resolved_predictions_url(self) -> str:
+        return self.predictions_url or str(self.workspace_dir / "predictions")
+
+    @property
+    def resolved_actor(self) -> str:
+        if self.actor:
+            return self.actor
+        # The OS user is the default actor in single-user embedded mode.
+        try:
+            return os.getlogin()
+        except OSError:
+            import getpass
+
+            return getpass.getuser()
+
+
+def find_workspace_root(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``.loopml/`` or ``loopml.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_DIRNAME).is_dir() or (folder / CONFIG_FILENAME).is_file():
+            return folder
+    return None
+
+
+def _read_toml(root: Path) -> dict[str, Any]:
+    path = root / CONFIG_FILENAME
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return data.get("loopml", data)
+
+
+def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for the workspace at ``root`` (found upward from cwd by default).
+
+    Precedence: explicit overrides > ``LOOPML_*`` env > ``loopml.toml`` > defaults.
+    """
+    env_root = os.environ.get("LOOPML_ROOT")
+    base = Path(root or env_root or find_workspace_root() or Path.cwd()).resolve()
+    file_values = _read_toml(base)
+    env_settings = Settings(root=base)
+    values: dict[str, Any] = {**file_values}
+    # Env values win over the file: keep only those the env actually set.
+    env_set = Settings.model_fields.keys() & {
+        k[len("LOOPML_") :].lower().split("__")[0] for k in os.environ if k.startswith("LOOPML_")
+    }
+    for key in env_set:
+        values[key] = getattr(env_settings, key)
+    values.update(overrides)
+    values["root"] = base
+    try:
+        return Settings(**values)
+    except Exception as exc:  # pydantic.ValidationError → our tree
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call :func:`reset_settings` after changing env)."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings, e.g. after ``chdir`` or an env change in tests."""
+    get_settings.cache_clear()
