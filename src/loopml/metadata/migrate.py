@@ -36,3 +36,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_unlock(727274)")
                 conn.commit()
+
+
+def autogenerate(message: str, rev_id: str | None = None) -> None:
+    """Write a new migration from the difference between the models and the latest revision.
+
+    Development tool: ``python -m loopml.metadata.migrate "add alerts"``.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(f"sqlite:///{tmp}/autogen.db")
+        upgrade(engine)
+        cfg = alembic_config()
+        cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp}/autogen.db")
+        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+
+
+if __name__ == "__main__":
+    import sys
+
+    autogenerate(sys.argv[1] if len(sys.argv) > 1 else "schema change")
