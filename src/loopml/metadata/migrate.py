@@ -21,7 +21,7 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Upgrade the schema, holding a lock so two processes do not migrate at once."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
