@@ -1,0 +1,138 @@
+"""Run the continuous-training recipe: a spec becomes params of one fixed pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopml.kernel.exceptions import NotFoundError
+from loopml.pipeline import Pipeline
+from loopml.recipes._steps import STEPS, file_digest
+from loopml.recipes.spec import RecipeSpec, load_spec, parse_spec
+from loopml.workspace import Workspace
+
+__all__ = ["RecipeResult", "recipe_params", "recipe_pipeline", "run_recipe"]
+
+
+@dataclass(frozen=True)
+class RecipeResult:
+    """What one recipe run did, for people (``summary``) and scripts (``to_dict``)."""
+
+    run_id: str
+    status: str
+    steps: list[dict[str, Any]]
+    dataset_version: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
+    gate_report: dict[str, Any] | None = None
+    model_version: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        dv = dict(self.dataset_version or {})
+        dv.pop("profile", None)  # large; available from the dataset version itself
+        return {
+            "run_id": self.run_id, "status": self.status, "steps": self.steps, "dataset_version": dv,
+            "evaluation": self.evaluation, "gate_report": self.gate_report,
+            "model_version": self.model_version, "training": self.training, **self.extra,
+        }
+
+
+def recipe_pipeline(spec: RecipeSpec) -> Pipeline:
+    return Pipeline(STEPS, name=spec.name)
+
+
+def _champion(ws: Workspace, spec: RecipeSpec) -> str | None:
+    from loopml.register import resolve
+
+    alias = spec.registry.alias_on_pass
+    if not alias:
+        return None
+    try:
+        record = resolve(ws, f"{spec.registry.model}@{alias}")
+    except NotFoundError:
+        return None
+    return f"{record.name}/{record.version}"
+
+
+def recipe_params(ws: Workspace, spec: RecipeSpec) -> dict[str, Any]:
+    """The pipeline's params from the spec, plus what is resolved just before the run."""
+    data = spec.data
+    source_digest = None
+    if data.source and "://" not in data.source and Path(data.source).is_file():
+        source_digest = file_digest(data.source)
+    search = spec.train.search.model_dump() if spec.train.search else None
+    return {
+        "dataset": data.dataset,
+        "source": data.source,
+        "sql_url": data.sql_url,
+        "query": data.query,
+        "source_digest": source_digest,
+        "target": data.target,
+        "contract_file": data.contract,
+        "time_column": data.time_column,
+        "split_method": spec.split.method,
+        "test_size": spec.split.test_size,
+        "validation_size": spec.split.validation_size,
+        "seed": spec.split.seed,
+        "estimator": spec.train.estimator,
+        "estimator_params": dict(spec.train.params),
+        "features": data.features,
+        "drop": [*data.drop, *([data.time_column] if data.time_column else [])],
+        "preprocess": spec.train.preprocess,
+        "search": search,
+        "slices": list(spec.evaluate.slices),
+        "positive_label": spec.evaluate.positive_label,
+        "gates": list(spec.gates),
+        "champion": _champion(ws, spec),
+        "model_name": spec.registry.model,
+        "alias_on_pass": spec.registry.alias_on_pass,
+        "alias_on_fail": spec.registry.alias_on_fail,
+        "register_failed": spec.registry.register_failed,
+    }
+
+
+def run_recipe(
+    ws: Workspace,
+    spec: RecipeSpec | dict[str, Any] | str | Path,
+    *,
+    executor: Any = None,
+    progress: bool = False,
+    trigger: dict[str, Any] | None = None,
+    resume: bool = True,
+) -> RecipeResult:
+    """Run the continuous-training recipe; returns what it produced.
+
+    Raises:
+        SpecError: the spec is invalid (names the key and the allowed values).
+        StepFailed: a step raised; the run is recorded as failed and a re-run resumes.
+    """
+    from loopml.runner import run_pipeline
+
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif isinstance(spec, dict):
+        spec = parse_spec(spec)
+    result = run_pipeline(
+        ws, recipe_pipeline(spec), recipe_params(ws, spec),
+        executor=executor or ws.settings.executor, resume=resume, experiment=spec.experiment_name,
+        trigger=trigger, progress=progress,
+    )
+
+    def out(name: str) -> Any:
+        try:
+            return result.output(name)
+        except Exception:  # an output of a step that did not run
+            return None
+
+    return RecipeResult(
+        run_id=result.run_id,
+        status=result.status,
+        steps=[s.to_dict() for s in result.steps],
+        dataset_version=out("dataset_version"),
+        evaluation=out("evaluation"),
+        gate_report=out("gate_report"),
+        model_version=out("model_version"),
+        training=out("training"),
+    )
