@@ -51,7 +51,24 @@ class Metric(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(Float)
+    #: NULL stands for NaN: SQLite cannot store NaN and would turn it into NULL anyway.
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    ts: Mapped[float] = mapped_column(Float)
+
+
+class LatestMetric(Base):
+    """The point with the highest (step, ts) per run and key, kept on every flush.
+
+    Listing and filtering runs reads this table, so their cost does not grow
+    with the length of metric histories.
+    """
+
+    __tablename__ = "latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
     step: Mapped[int] = mapped_column(Integer, default=0)
     ts: Mapped[float] = mapped_column(Float)
 
