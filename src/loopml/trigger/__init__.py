@@ -1,1 +1,32 @@
-"""loopml.trigger"""
+"""Triggers: schedule, new data, alert and manual, each firing a run request with its context."""
+
+from loopml.trigger._evaluate import check_triggers
+from loopml.trigger._requests import claim_next_request, finish_request
+from loopml.trigger._triggers import (
+    TRIGGER_KINDS,
+    RunRequestRecord,
+    TriggerRecord,
+    add_trigger,
+    fire_trigger,
+    get_trigger,
+    list_run_requests,
+    list_triggers,
+    remove_trigger,
+    set_trigger_enabled,
+)
+
+__all__ = [
+    "TRIGGER_KINDS",
+    "RunRequestRecord",
+    "TriggerRecord",
+    "add_trigger",
+    "check_triggers",
+    "claim_next_request",
+    "finish_request",
+    "fire_trigger",
+    "get_trigger",
+    "list_run_requests",
+    "list_triggers",
+    "remove_trigger",
+    "set_trigger_enabled",
+]

@@ -1,0 +1,115 @@
+"""``loopml triggers``: what starts a continuous-training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+
+app = typer.Typer(help="Triggers: schedule, new data, alert, manual.", no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Every trigger, its kind, when it next fires and when it last did."""
+    from loopml.trigger import list_triggers
+
+    rows = list_triggers(workspace())
+    if json_out:
+        print_json(rows)
+        return
+    print_table("triggers", ["name", "kind", "config", "enabled", "next due", "last fired"],
+                [(t.name, t.kind, t.config, t.enabled, t.next_due_at, t.last_fired_at) for t in rows])
+
+
+@app.command("add")
+@handle_errors
+def add(
+    name: str = typer.Argument(...),
+    recipe: Path = typer.Option(..., "--recipe", help="The recipe YAML the trigger runs."),
+    kind: str = typer.Option("manual", "--kind", help="schedule | new_data | alert | manual"),
+    cron: str = typer.Option(None, "--cron", help="schedule: a 5-field cron expression (UTC)."),
+    dataset: str = typer.Option(None, "--dataset", help="new_data: the dataset to watch."),
+    min_new_rows: int = typer.Option(None, "--min-new-rows", help="new_data: fire only above this many new rows."),
+    on_drift: bool = typer.Option(False, "--on-drift", help="new_data: fire only when the distribution moved."),
+    endpoint: str = typer.Option(None, "--endpoint", help="alert: only alerts of this endpoint."),
+    rule: list[str] = typer.Option([], "--rule", help="alert: only these alert rules."),
+    debounce_s: float = typer.Option(None, "--debounce", help="alert: at least this many seconds between retrainings."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add a trigger that runs RECIPE when it fires."""
+    from loopml.recipes import load_spec
+    from loopml.trigger import add_trigger
+
+    spec = load_spec(recipe)
+    options = {"cron": cron, "dataset": dataset, "min_new_rows": min_new_rows, "on_drift": on_drift or None,
+               "endpoint": endpoint, "rules": rule or None, "debounce_s": debounce_s}
+    config = {k: v for k, v in options.items() if v is not None}
+    record = add_trigger(workspace(), name, kind, recipe=spec.model_dump(by_alias=True, mode="json"),
+                         recipe_path=str(recipe.resolve()), config=config)
+    if json_out:
+        print_json(record)
+    else:
+        due = f", next at {record.next_due_at:%Y-%m-%d %H:%M} UTC" if record.next_due_at else ""
+        console.print(f"trigger [bold]{record.name}[/bold] ({record.kind}) added{due}")
+
+
+@app.command("fire")
+@handle_errors
+def fire(
+    name: str = typer.Argument(...),
+    reason: str = typer.Option(None, "--reason"),
+    run_now: bool = typer.Option(False, "--run", help="Also run the request here instead of leaving it to the scheduler."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fire a trigger now (a person's decision, recorded with the reason)."""
+    from loopml.trigger import fire_trigger
+
+    ws = workspace()
+    request = fire_trigger(ws, name, reason=reason)
+    if run_now:
+        from loopml.scheduler import execute_next_request
+
+        request = execute_next_request(ws, f"cli:{ws.actor}") or request
+    if json_out:
+        print_json(request)
+    else:
+        console.print(f"run request {request.id}: {request.status}" + (f", run {request.run_id}" if request.run_id else ""))
+
+
+@app.command("requests")
+@handle_errors
+def requests_(status: str = typer.Option(None, "--status"), json_out: bool = typer.Option(False, "--json")) -> None:
+    """Run requests written by triggers, and the runs they started."""
+    from loopml.trigger import list_run_requests
+
+    rows = list_run_requests(workspace(), status=status)
+    if json_out:
+        print_json(rows)
+        return
+    print_table("run requests", ["id", "status", "why", "run", "created", "error"],
+                [(r.id, r.status, r.context.get("type"), r.run_id, r.created_at, r.error) for r in rows])
+
+
+def _toggle(name: str, enabled: bool) -> None:
+    from loopml.trigger import set_trigger_enabled
+
+    record = set_trigger_enabled(workspace(), name, enabled)
+    console.print(f"trigger {record.name}: {'enabled' if record.enabled else 'disabled'}")
+
+
+@app.command("enable")
+@handle_errors
+def enable(name: str) -> None:
+    """Enable a trigger."""
+    _toggle(name, True)
+
+
+@app.command("disable")
+@handle_errors
+def disable(name: str) -> None:
+    """Disable a trigger (it keeps its state)."""
+    _toggle(name, False)
