@@ -1,1 +1,47 @@
-"""loopml.deploy"""
+"""Deployments: endpoints, their traffic policies, and rollouts between model versions."""
+
+from loopml.deploy._endpoints import (
+    EndpointRecord,
+    TrafficRecord,
+    get_endpoint,
+    list_endpoints,
+    make_policy,
+    traffic_history,
+    versions_between,
+)
+from loopml.deploy._rollouts import (
+    DEFAULTS,
+    STRATEGIES,
+    RolloutRecord,
+    advance,
+    deploy,
+    get_rollout,
+    list_rollouts,
+    pause,
+    promote,
+    record_evidence,
+    resume,
+    rollback,
+)
+
+__all__ = [
+    "DEFAULTS",
+    "STRATEGIES",
+    "EndpointRecord",
+    "RolloutRecord",
+    "TrafficRecord",
+    "advance",
+    "deploy",
+    "get_endpoint",
+    "get_rollout",
+    "list_endpoints",
+    "list_rollouts",
+    "make_policy",
+    "pause",
+    "promote",
+    "record_evidence",
+    "resume",
+    "rollback",
+    "traffic_history",
+    "versions_between",
+]

@@ -38,7 +38,7 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
                 conn.commit()
 
 
-def autogenerate(message: str, rev_id: str | None = None) -> None:
+def autogenerate(message: str, rev_id: str | None = None, head: str | None = None) -> None:
     """Write a new migration from the difference between the models and the latest revision.
 
     Development tool: ``python -m loopml.metadata.migrate "add alerts"``.
@@ -52,7 +52,8 @@ def autogenerate(message: str, rev_id: str | None = None) -> None:
         upgrade(engine)
         cfg = alembic_config()
         cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp}/autogen.db")
-        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+        options = {"head": head, "splice": True} if head else {}
+        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id, **options)
 
 
 if __name__ == "__main__":
