@@ -1,0 +1,15 @@
+"""Online analysis and control of rollouts: promote, advance, hold or roll back on evidence."""
+
+from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison, two_proportion_test
+from loopml.rollout._controller import Decision, analyze_rollout, controller_tick, shadow_endpoint
+
+__all__ = [
+    "Decision",
+    "SignalResult",
+    "analyze_rollout",
+    "compare_versions",
+    "controller_tick",
+    "metric_comparison",
+    "shadow_endpoint",
+    "two_proportion_test",
+]
