@@ -36,7 +36,7 @@ class ServeSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    max_batch_size: int = 32
+    max_batch_size: int = 256
     max_batch_wait_ms: float = 2.0
     max_queue: int = 256
     max_rows: int = 10_000
