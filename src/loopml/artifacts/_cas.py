@@ -30,7 +30,7 @@ from loopml.kernel.exceptions import ArtifactError, IntegrityError, NotFoundErro
 __all__ = ["ArtifactInfo", "ArtifactStore", "ByteBackend", "FsspecBackend", "MemoryBackend"]
 
 MAGIC = b"LMLART01"
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -117,6 +117,8 @@ class FsspecBackend:
             self.fs.rm(self._path(key))
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise ArtifactError(f"could not delete artifact {key}: {exc}") from exc
 
     def keys(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
@@ -124,6 +126,8 @@ class FsspecBackend:
             found = self.fs.find(base)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            raise ArtifactError(f"could not list the artifact store: {exc}") from exc
         strip = len(self.root) + 1
         for path in found:
             yield path[strip:] if path.startswith(self.root) else path
@@ -155,7 +159,8 @@ class MemoryBackend:
 
 
 def _key(digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
+    # fullmatch: ``match`` with ``$`` would accept a trailing newline.
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
         raise ArtifactError(f"invalid artifact digest {digest!r}: expected 64 lowercase hex characters")
     return f"objects/{digest[:2]}/{digest[2:]}"
 
@@ -178,16 +183,30 @@ class ArtifactStore:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
                 size += len(chunk)
-        with open(path, "rb") as f:
-            return self._put(h.hexdigest(), size, f, media_type, meta or {})
+        try:
+            with open(path, "rb") as f:
+                return self._put(h.hexdigest(), size, f, media_type, meta or {})
+        except OSError as exc:
+            raise ArtifactError(f"could not read {os.fspath(path)!r} to store it: {exc}") from exc
 
     def _put(self, digest: str, size: int, payload: BinaryIO, media_type: str, meta: dict[str, Any]) -> ArtifactInfo:
         info = ArtifactInfo(digest=digest, size=size, media_type=media_type, meta=meta)
         key = _key(digest)
-        if self.backend.exists(key):
-            return info  # dedupe: content-addressed objects never change
+        # Dedupe: content-addressed objects never change. A stored object that
+        # no longer verifies (bit rot, a truncated copy) is rewritten, not trusted.
+        if self.backend.exists(key) and self.verify(digest):
+            return info
         header = json.dumps({"media_type": media_type, "size": size, "meta": meta}, sort_keys=True).encode()
-        self.backend.put_atomic(key, _Envelope(header, payload))
+        envelope = _Envelope(header, payload)
+        self.backend.put_atomic(key, envelope)
+        if envelope.payload_digest() != digest or envelope.payload_size != size:
+            # The source changed between hashing and copying (a file being
+            # written): never leave bytes under a digest they do not hash to.
+            self.backend.delete(key)
+            raise ArtifactError(
+                f"artifact {digest[:12]}: the source changed while it was being stored "
+                f"({envelope.payload_size} bytes copied, {size} hashed); nothing was stored"
+            )
         return info
 
     def info(self, digest: str) -> ArtifactInfo:
@@ -242,17 +261,31 @@ class _Envelope(io.RawIOBase):
     def __init__(self, header: bytes, payload: BinaryIO) -> None:
         self._prefix = io.BytesIO(MAGIC + len(header).to_bytes(4, "big") + header)
         self._payload = payload
+        # Hash what is actually streamed, so the writer can check it afterwards.
+        self._hash = hashlib.sha256()
+        self.payload_size = 0
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def _read_payload(self, size: int) -> bytes:
+        chunk = self._payload.read(size)
+        self._hash.update(chunk)
+        self.payload_size += len(chunk)
+        return chunk
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
         data = self._prefix.read(size)
         if size < 0:
-            return data + self._payload.read()
+            return data + self._read_payload(-1)
         if len(data) < size:
-            data += self._payload.read(size - len(data))
+            data += self._read_payload(size - len(data))
         return data
+
+    def payload_digest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def _read_header(f: BinaryIO, digest: str) -> dict[str, Any]:
@@ -261,6 +294,13 @@ def _read_header(f: BinaryIO, digest: str) -> dict[str, Any]:
         raise IntegrityError(f"artifact {digest[:12]} has an unknown envelope {magic!r} (expected {MAGIC!r})")
     n = int.from_bytes(f.read(4), "big")
     try:
-        return json.loads(f.read(n))
+        header = json.loads(f.read(n))
     except ValueError as exc:
         raise IntegrityError(f"artifact {digest[:12]} has a corrupt header") from exc
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("size"), int)
+        or not isinstance(header.get("media_type"), str)
+    ):
+        raise IntegrityError(f"artifact {digest[:12]} has a corrupt header: size or media_type missing")
+    return header

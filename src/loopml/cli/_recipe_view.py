@@ -31,7 +31,7 @@ def show_recipe_result(result: Any) -> None:
     if training.get("n_trials"):
         console.print(f"search: {training['n_trials']} trials, best validation score {_fmt(training.get('best_value'))} with {training.get('best_params')}")
     evaluation = d.get("evaluation") or {}
-    overall = evaluation.get("overall") or evaluation.get("metrics") or {}
+    overall = evaluation.get("metrics") or {}
     if overall:
         table = Table(title="evaluation on the test split")
         table.add_column("slice")
@@ -42,7 +42,7 @@ def show_recipe_result(result: Any) -> None:
         for column, slices in (evaluation.get("slices") or {}).items():
             for sl in slices:
                 metrics = sl.get("metrics", {})
-                label = f"{column}={sl.get('value', sl.get('label'))} (n={sl.get('n_rows', sl.get('count'))})"
+                label = f"{column}={sl['label']} (n={sl['n_rows']})"
                 table.add_row(label, *[_fmt(metrics.get(n)) for n in names])
         console.print(table)
     gates = d.get("gate_report") or {}
@@ -51,8 +51,8 @@ def show_recipe_result(result: Any) -> None:
         table.add_column("rule")
         table.add_column("outcome")
         table.add_column("detail")
-        for r in gates.get("results", gates.get("rules", [])):
-            table.add_row(str(r.get("rule", r.get("name", ""))), str(r.get("outcome", r.get("status", ""))), str(r.get("message", "")))
+        for r in gates.get("outcomes", []):
+            table.add_row(str(r.get("name") or r.get("rule")), str(r["status"]), str(r.get("message", "")))
         console.print(table)
     mv = d.get("model_version") or {}
     if mv.get("registered"):

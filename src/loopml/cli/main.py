@@ -28,6 +28,8 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("pipeline", None),
     ("quickstart", None),
     ("serve", None),
+    ("score", None),
+    ("stream", None),
     ("predictions", "predictions"),
     ("monitor", "monitor"),
     ("alerts", "alerts"),
@@ -36,6 +38,8 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("rollout", "rollout"),
     ("scheduler", None),
     ("server", None),
+    ("users", "users"),
+    ("tokens", "tokens"),
 ]
 
 

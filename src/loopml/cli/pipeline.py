@@ -38,8 +38,6 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Run a continuous-training recipe (ingest → validate → split → train → evaluate → gates → register)."""
-        import yaml
-
         from loopml.recipes import load_spec, parse_spec, run_recipe
 
         spec = load_spec(recipe)
@@ -54,4 +52,3 @@ def register(app: typer.Typer) -> None:
             from loopml.cli._recipe_view import show_recipe_result
 
             show_recipe_result(result)
-        del yaml

@@ -6,6 +6,7 @@ from loopml.deploy._endpoints import (
     get_endpoint,
     list_endpoints,
     make_policy,
+    shadow_endpoint_name,
     traffic_history,
     versions_between,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "record_evidence",
     "resume",
     "rollback",
+    "shadow_endpoint_name",
     "traffic_history",
     "versions_between",
 ]

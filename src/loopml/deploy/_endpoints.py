@@ -38,6 +38,7 @@ __all__ = [
     "lock_endpoint",
     "make_policy",
     "set_policy",
+    "shadow_endpoint_name",
     "traffic_history",
     "versions_between",
 ]
@@ -73,6 +74,14 @@ class TrafficRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def shadow_endpoint_name(endpoint: str) -> str:
+    """Where a shadow version's answers are logged: beside, never inside, the endpoint's log.
+
+    Defined here, below both, so the server (which writes) and ``loopml.rollout`` (which reads) agree.
+    """
+    return f"{endpoint}.shadow"
 
 
 def endpoint_record(row: Endpoint) -> EndpointRecord:

@@ -1,1 +1,40 @@
-"""loopml.predictions"""
+"""The prediction log: append-only partitioned Parquet, read with DuckDB, joined with feedback.
+
+Serving hands records to a :class:`PredictionLog` (a ``PredictionSink``); the
+monitor and people read windows back with :func:`query_predictions`,
+:func:`count_predictions` or :func:`open_view`; true labels arrive through
+:func:`record_feedback` and meet their predictions in :func:`join_feedback`.
+"""
+
+from loopml.predictions._feedback import FeedbackResult, feedback_files, join_feedback, record_feedback
+from loopml.predictions._files import parse_time
+from loopml.predictions._log import PredictionLog, close_all_logs, install_sigterm_handler, open_prediction_log
+from loopml.predictions._query import (
+    CompactResult,
+    compact,
+    count_predictions,
+    list_endpoints,
+    open_view,
+    query_predictions,
+)
+from loopml.predictions._schema import PredictionSink, records_to_table
+
+__all__ = [
+    "CompactResult",
+    "FeedbackResult",
+    "PredictionLog",
+    "PredictionSink",
+    "close_all_logs",
+    "compact",
+    "count_predictions",
+    "feedback_files",
+    "install_sigterm_handler",
+    "join_feedback",
+    "list_endpoints",
+    "open_prediction_log",
+    "open_view",
+    "parse_time",
+    "query_predictions",
+    "record_feedback",
+    "records_to_table",
+]

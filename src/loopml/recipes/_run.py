@@ -31,7 +31,6 @@ class RecipeResult:
 
     def to_dict(self) -> dict[str, Any]:
         dv = dict(self.dataset_version or {})
-        dv.pop("profile", None)  # large; available from the dataset version itself
         return {
             "run_id": self.run_id, "status": self.status, "steps": self.steps, "dataset_version": dv,
             "evaluation": self.evaluation, "gate_report": self.gate_report,
@@ -129,7 +128,7 @@ def run_recipe(
     return RecipeResult(
         run_id=result.run_id,
         status=result.status,
-        steps=[s.to_dict() for s in result.steps],
+        steps=[s.to_dict() for s in result.steps.values()],
         dataset_version=out("dataset_version"),
         evaluation=out("evaluation"),
         gate_report=out("gate_report"),

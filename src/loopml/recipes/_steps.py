@@ -13,12 +13,13 @@ run, so a moved champion invalidates exactly the steps that compare with it.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from loopml.kernel.exceptions import ContractViolation, ValidationError
 from loopml.pipeline import DEFAULT, Params, step
+
+if TYPE_CHECKING:  # pandas loads only when a step really runs, not on a cached re-run
+    import pandas as pd
 
 __all__ = ["STEPS"]
 
@@ -26,7 +27,9 @@ __all__ = ["STEPS"]
 @step(outputs=("dataset_version",), cache=DEFAULT + Params())
 def ingest_data(
     context: Any,
+    *,
     dataset: str,
+    target: str,
     source: str | None = None,
     sql_url: str | None = None,
     query: str | None = None,
@@ -40,22 +43,22 @@ def ingest_data(
     from loopml.ingest import ingest
 
     ws = context.workspace
-    record = ingest(ws, sql_url if sql_url else source, dataset, query=query)
-    context.link(("dataset_version", record.id), "used_by")
-    return {"id": record.id, "name": record.name, "version": record.version, "digest": record.digest,
-            "n_rows": record.n_rows, "profile": record.profile}
+    record = ingest(ws, sql_url if sql_url else source, dataset, query=query, target=target)
+    context.link(record.lineage_node, "used_by")
+    return {"ref": record.ref, "name": record.name, "version": record.version, "digest": record.digest,
+            "n_rows": record.n_rows, "new": record.new}
 
 
 @step(outputs=("data", "validation_report"))
 def validate_data(
-    context: Any, dataset_version: dict[str, Any], target: str, contract_file: str | None = None
+    context: Any, dataset_version: dict[str, Any], *, target: str, contract_file: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check the data against its contract; a violation stops the run before training."""
     from loopml.ingest import load_frame
     from loopml.validate import Contract, get_contract, validate_frame
 
     ws = context.workspace
-    ref = f"{dataset_version['name']}@{dataset_version['version']}"
+    ref = dataset_version["ref"]
     df = load_frame(ws, ref)
     if target not in df.columns:
         raise ValidationError(
@@ -71,7 +74,7 @@ def validate_data(
         contract = get_contract(ws, dataset_version["name"])
     report = validate_frame(df, contract)
     summary = report.to_dict()
-    if not report.passed:
+    if not report.ok:
         raise ContractViolation(f"dataset {ref} breaks its contract: {report.summary()}", report=summary)
     return df, summary
 
@@ -79,6 +82,7 @@ def validate_data(
 @step(outputs=("train", "validation", "test"))
 def split(
     data: pd.DataFrame,
+    *,
     target: str,
     split_method: str = "stratified",
     test_size: float = 0.2,
@@ -100,6 +104,7 @@ def train(
     context: Any,
     train: pd.DataFrame,
     validation: pd.DataFrame | None,
+    *,
     target: str,
     estimator: str,
     estimator_params: dict[str, Any] | None = None,
@@ -134,6 +139,8 @@ def train(
         )
         params = {**params, **result.best_params}
         info.update(best_params=result.best_params, best_value=result.best_value, n_trials=search["n_trials"])
+        import pandas as pd
+
         # Refit on train + validation with the best parameters.
         fit_frame = pd.concat([train, validation], ignore_index=True)
     else:
@@ -148,7 +155,7 @@ def train(
 
 @step(outputs=("evaluation",))
 def evaluate(
-    model: Any, test: pd.DataFrame, training: dict[str, Any], target: str,
+    model: Any, test: pd.DataFrame, training: dict[str, Any], *, target: str,
     slices: list[str] | None = None, positive_label: Any = None,
 ) -> dict[str, Any]:
     from loopml.evaluate import evaluate as run_evaluate
@@ -164,6 +171,7 @@ def validate_model(
     evaluation: dict[str, Any],
     test: pd.DataFrame,
     training: dict[str, Any],
+    *,
     target: str,
     gates: list[Any] | None = None,
     slices: list[str] | None = None,
@@ -199,6 +207,7 @@ def register(
     training: dict[str, Any],
     dataset_version: dict[str, Any],
     train: pd.DataFrame,
+    *,
     target: str,
     model_name: str,
     alias_on_pass: str | None = "champion",
@@ -206,7 +215,7 @@ def register(
     register_failed: bool = True,
 ) -> dict[str, Any]:
     """Register the candidate with its signature, reference profile, evaluation and gates."""
-    from loopml.ingest import profile_frame
+    from loopml.monitor.drift import profile_frame
     from loopml.register import register_model
     from loopml.validate import infer_contract
 
@@ -215,16 +224,17 @@ def register(
         return {"registered": False, "gates_passed": False}
     features = training["features"]
     signature = infer_contract(train[features]).to_dict()
+    signature.pop("target", None)
     aliases = [a for a in ([alias_on_pass] if passed else [alias_on_fail]) if a]
     record = register_model(
         context.workspace, model_name, model,
         signature=signature,
         profile=profile_frame(train[[*features, target]]),
         evaluation=evaluation, gate_report=gate_report, gates_passed=passed,
-        run_id=context.pipeline_run_id, dataset_versions=[dataset_version["id"]],
+        run_id=context.pipeline_run_id, dataset_versions=[dataset_version["ref"]],
         task=training["task"], aliases=aliases,
         tags={"target": target, "features": ",".join(features)},
-        git_commit=context.git_commit, git_dirty=context.git_dirty,
+        git_commit=context.git_commit, git_dirty=context.git_dirty, reuse_identical=True,
     )
     return {"registered": True, "name": record.name, "version": record.version, "id": record.id,
             "gates_passed": passed, "aliases": aliases}

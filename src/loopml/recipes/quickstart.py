@@ -46,7 +46,7 @@ QUICKSTART_RECIPE: dict[str, Any] = {
     "gates": [
         "roc_auc >= 0.65",
         {"metric": "roc_auc", "min": 0.5, "slice": "season"},
-        {"fairness": "season", "metric": "recall", "max_gap": 0.5},
+        {"fairness": "season", "metric": "roc_auc", "max_gap": 0.2},
         {"metric": "roc_auc", "max_regression": 0.02},
     ],
     "register": {"model": "rain-tomorrow", "alias_on_pass": "champion", "alias_on_fail": "challenger"},

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.deploy import RolloutRecord, advance, list_rollouts, promote, record_evidence, rollback
+from loopml.deploy import RolloutRecord, advance, list_rollouts, promote, record_evidence, rollback, shadow_endpoint_name
 from loopml.kernel.exceptions import LoopmlError
 from loopml.kernel.types import utcnow
 from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison
@@ -29,7 +29,7 @@ _COLUMNS = ["request_id", "ts", "model_version", "status", "latency_ms", "predic
 
 def shadow_endpoint(endpoint: str) -> str:
     """Where a shadow candidate's answers are logged: beside, never inside, the endpoint's log."""
-    return f"{endpoint}.shadow"
+    return shadow_endpoint_name(endpoint)
 
 
 @dataclass(frozen=True)

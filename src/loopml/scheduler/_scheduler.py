@@ -38,10 +38,13 @@ class TickReport:
     monitors_run: list[str] = field(default_factory=list)
     monitor_errors: dict[str, str] = field(default_factory=dict)
     fired: list[RunRequestRecord] = field(default_factory=list)
+    #: what the rollout controller decided this tick (``loopml.rollout.Decision``)
+    rollout_decisions: list[Any] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"leader": self.leader, "monitors_run": self.monitors_run, "monitor_errors": self.monitor_errors,
-                "fired": [r.to_dict() for r in self.fired]}
+                "fired": [r.to_dict() for r in self.fired],
+                "rollout_decisions": [d.to_dict() for d in self.rollout_decisions]}
 
 
 def execute_next_request(ws: Workspace, worker: str) -> RunRequestRecord | None:
@@ -77,7 +80,7 @@ class Scheduler:
         self._work = threading.Event()
 
     def tick(self, *, now: datetime | None = None) -> TickReport:
-        """One pass: monitors, then triggers. Safe to call from a cron job or a test."""
+        """One pass: monitors, then rollouts, then triggers. Safe to call from a cron job or a test."""
         now = now or utcnow()
         if not acquire_lease(self.ws.store, LEASE, self.holder, self.lease_ttl_s, now=now):
             return TickReport(leader=False)
@@ -91,6 +94,12 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - one broken monitor must not stop the rest
                 log.exception("monitor %s failed", name)
                 report.monitor_errors[name] = f"{type(exc).__name__}: {exc}"
+        from loopml.rollout import controller_tick
+
+        try:  # the controller keeps its state on the rollout rows: a restart resumes where it was
+            report.rollout_decisions = controller_tick(self.ws, now=now)
+        except Exception:  # noqa: BLE001 - a rollout failure must not stop triggers
+            log.exception("rollout controller failed")
         report.fired = check_triggers(self.ws, now=now)
         if report.fired:
             self._work.set()

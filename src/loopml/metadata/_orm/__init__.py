@@ -9,12 +9,16 @@ from loopml.metadata._orm.audit import AuditEvent, AuditHead
 from loopml.metadata._orm.base import Base, JSONType, UTCDateTime
 from loopml.metadata._orm.datasets import Dataset, DatasetVersion
 from loopml.metadata._orm.deploy import Endpoint, Rollout, TrafficChange
+from loopml.metadata._orm.identity import ApiToken, RoleBinding, User
 from loopml.metadata._orm.lineage import LineageEdge
 from loopml.metadata._orm.loop import Alert, Lease, Monitor, MonitorReport, Notification, RunRequest, Trigger
 from loopml.metadata._orm.models import AliasHistory, ModelAlias, ModelVersion, RegisteredModel
 from loopml.metadata._orm.runs import Metric, Param, Run, RunArtifact
 
 __all__ = [
+    "ApiToken",
+    "RoleBinding",
+    "User",
     "Endpoint",
     "Rollout",
     "TrafficChange",

@@ -56,11 +56,13 @@ def _numeric_profile(
 ) -> dict[str, Any]:
     s = np.sort(values)
     n = int(s.size)
-    # Grid of ranks: `resolution` equal-probability cells plus the `tail` extreme order
-    # statistics on each side, so the thin tails that dominate Wasserstein stay exact.
     ranks = np.round(np.linspace(0.0, 1.0, resolution + 1) * (n - 1)).astype(np.int64)
-    t = min(tail, n)
-    ranks = np.unique(np.concatenate([ranks, np.arange(t), np.arange(n - t, n)]))
+    # In the outermost cells, ranks spaced geometrically from the extreme: heavy tails
+    # hold much of W1 in a few rows, and equal-mass cells would blur them.
+    span = max(2.0, n / resolution)
+    geo = np.unique(np.round(np.geomspace(1.0, span, max(tail, 2))).astype(np.int64)) - 1
+    geo = geo[geo < n]
+    ranks = np.unique(np.concatenate([ranks, geo, n - 1 - geo]))
     edges = np.unique(s[ranks])
     cum_lt = np.searchsorted(s, edges, side="left")  # reference rows strictly below each edge
     counts = np.diff(np.concatenate([[0], cum_lt, [n]]))
@@ -124,7 +126,7 @@ def profile_frame(
     columns: Sequence[str] | None = None,
     types: Mapping[str, str] | None = None,
     resolution: int = 1000,
-    tail: int = 32,
+    tail: int = 64,
     top_k: int = 100,
     sample_size: int = 5000,
     seed: int = 0,
@@ -137,7 +139,8 @@ def profile_frame(
         types: per-column type overrides ("numeric", "categorical", "boolean"),
             e.g. for integer-coded categories.
         resolution: equal-probability cells of the numeric quantile grid.
-        tail: extreme order statistics kept exactly on each side.
+        tail: ranks kept on each side inside the outermost cell, spaced
+            geometrically from the extreme order statistic.
         top_k: categories kept per categorical column (the rest is "other");
             numeric columns with at most this many distinct values also keep
             exact value counts.

@@ -125,16 +125,37 @@ def psi(ref: np.ndarray, cur: np.ndarray, *, eps: float = 1e-4) -> float:
 def _w1_binned(ref: ColumnReference, win: ColumnWindow) -> float:
     """W1 between the reference (fine quantile cells) and the current window.
 
-    Exact beyond the reference range; inside it, the trapezoid rule on each
-    cell, whose edges are reference order statistics (error ~ cell mass x width).
+    Exact beyond the reference range. Inside a cell, both CDFs are taken as
+    linear, the reference's starting after the point mass of the order
+    statistic that opens the cell, and |difference| is integrated exactly
+    (error ~ cell mass x cell width; ~1e-3 relative at resolution 1000).
     """
     assert ref.edges is not None and ref.counts is not None and win.bin_counts is not None
     m = ref.edges.size
     fr = np.cumsum(ref.counts[:m]) / ref.n  # share strictly below each edge
     fc = np.cumsum(win.bin_counts[:m]) / win.n
-    d = np.abs(fr - fc)
-    inner = float(np.sum(0.5 * (d[:-1] + d[1:]) * np.diff(ref.edges))) if m > 1 else 0.0
+    inner = 0.0
+    if m > 1:
+        dl = np.minimum(fr[:-1] + 1.0 / ref.n, fr[1:]) - fc[:-1]
+        dr = fr[1:] - fc[1:]
+        w = np.diff(ref.edges)
+        al, ar = np.abs(dl), np.abs(dr)
+        same = dl * dr >= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(al + ar > 0, (dl * dl + dr * dr) / (2.0 * (al + ar)), 0.0)
+        inner = float(np.sum(w * np.where(same, 0.5 * (al + ar), cross)))
     return inner + (win.left_tail + win.right_tail) / win.n
+
+
+def _w1_samples(a_sorted: np.ndarray, b: np.ndarray) -> float:
+    """Exact W1 of two samples (as scipy.stats.wasserstein_distance), ``a`` already sorted."""
+    b = np.sort(b)
+    allv = np.concatenate([a_sorted, b])
+    allv.sort(kind="mergesort")
+    deltas = np.diff(allv)
+    ca = np.searchsorted(a_sorted, allv[:-1], side="right") / a_sorted.size
+    cb = np.searchsorted(b, allv[:-1], side="right") / b.size
+    return float(np.dot(np.abs(ca - cb), deltas))
 
 
 def _w1_discrete(ref: ColumnReference, win: ColumnWindow) -> float:
@@ -149,7 +170,13 @@ def _w1_discrete(ref: ColumnReference, win: ColumnWindow) -> float:
 
 def normalized_wasserstein(ref: ColumnReference, win: ColumnWindow) -> float:
     """W1(reference, current) / max(reference std, 0.001), as Evidently normalizes it."""
-    w1 = _w1_discrete(ref, win) if ref.discrete else _w1_binned(ref, win)
+    assert win.values is not None
+    if ref.discrete:
+        w1 = _w1_discrete(ref, win)
+    elif ref.sample_complete and ref.sample is not None:
+        w1 = _w1_samples(ref.sample, win.values)  # the profile holds the whole column: exact
+    else:
+        w1 = _w1_binned(ref, win)
     return w1 / max(ref.std, 0.001)
 
 
@@ -169,10 +196,21 @@ def quantile_bins(ref: ColumnReference, win: ColumnWindow, n_bins: int) -> tuple
 
 
 def category_table(ref: ColumnReference, win: ColumnWindow) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and current counts per reference category, plus "other" (unseen or beyond top-K)."""
-    assert ref.category_counts is not None and win.counts is not None
-    r = np.append(ref.category_counts, ref.other_count).astype(np.float64)
-    return r, win.counts.astype(np.float64)
+    """Reference and current counts per category (the union of keys).
+
+    A current key the reference never saw gets its own cell (reference count
+    0). Pooling all of them into one cell would pick cells by their reference
+    count, which inflates the chi-square test's false alarms; only when the
+    reference itself pooled its tail (beyond top-K) do unseen keys go to that
+    "other" cell, since they may belong to it.
+    """
+    assert ref.category_counts is not None and win.counts is not None and win.new_counts is not None
+    k = ref.category_counts.size
+    if ref.other_count:
+        return np.append(ref.category_counts, ref.other_count).astype(np.float64), win.counts.astype(np.float64)
+    r = np.concatenate([ref.category_counts, np.zeros(win.new_counts.size, dtype=np.int64)])
+    c = np.concatenate([win.counts[:k], win.new_counts])
+    return r.astype(np.float64), c.astype(np.float64)
 
 
 def effect_size(ref: ColumnReference, win: ColumnWindow) -> tuple[float, str]:

@@ -37,6 +37,7 @@ class ColumnWindow:
     keys: list[Any] | None = None  # distinct current keys (categorical)
     key_counts: np.ndarray | None = None
     n_new_keys: int = 0  # distinct current keys absent from the reference categories
+    new_counts: np.ndarray | None = None  # counts of those keys, one cell each
 
     @property
     def missing_rate(self) -> float:
@@ -87,12 +88,13 @@ def summarize_window(ref: ColumnReference, raw: Any) -> ColumnWindow:
         )
     k = len(ref.categories)
     counts = np.zeros(k + 1, dtype=np.int64)
-    n_new = 0
+    new: list[int] = []
     for key, c in zip(keys, kcounts.tolist(), strict=True):
         i = ref.index.get(key)
         if i is None:
             counts[k] += c
-            n_new += 1
+            new.append(c)
         else:
             counts[i] += c
-    return ColumnWindow(ref.name, n, n_missing, counts=counts, keys=keys, key_counts=kcounts, n_new_keys=n_new)
+    return ColumnWindow(ref.name, n, n_missing, counts=counts, keys=keys, key_counts=kcounts,
+                        n_new_keys=len(new), new_counts=np.asarray(new, dtype=np.int64))

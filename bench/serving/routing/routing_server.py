@@ -1,0 +1,65 @@
+"""Routing and shadow overhead: the same model served plain, by a one-route policy, a 90/10 canary, and with a shadow.
+
+Usage:
+    python routing_server.py setup ROOT            a workspace with bc/1, bc/2 and three endpoints
+    python routing_server.py serve ROOT TARGET PORT
+
+TARGET is ``bc/1`` (plain: a fixed version, no policy), ``ep-single`` (a policy
+routing 100% to v1), ``ep-canary`` (90% v1 / 10% v2) or ``ep-shadow`` (100% v1,
+v2 scoring a copy of every batch after the answer). Every server runs with
+validation ON (30-float contract) and the prediction log ON, one worker, the
+serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def setup(root: Path) -> None:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from loopml.deploy import deploy
+    from loopml.register import register_model
+    from loopml.workspace import init_workspace
+
+    ws = init_workspace(root, actor="bench")
+    data = load_breast_cancer()
+    x, y = data.data, data.target
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    span = hi - lo
+    names = [n.replace(" ", "_") for n in data.feature_names]
+    signature = {"version": 1, "columns": {
+        n: {"type": "float", "nullable": False, "min": float(lo[j] - 0.5 * span[j]),
+            "max": float(hi[j] + 0.5 * span[j])} for j, n in enumerate(names)}}
+    for seed in (0, 1):  # two versions with the same cost: a split or a shadow is one more model call
+        est = HistGradientBoostingClassifier(random_state=seed).fit(np.ascontiguousarray(x), y)
+        register_model(ws, "bc", est, signature=signature, task="classification", gates_passed=True)
+    for ep in ("ep-single", "ep-canary", "ep-shadow"):
+        deploy(ws, ep, "bc/1")
+    deploy(ws, "ep-canary", "bc/2", strategy="canary", steps=[0.1, 1.0], auto=False)
+    deploy(ws, "ep-shadow", "bc/2", strategy="shadow")
+    print(f"workspace ready at {root}")
+
+
+def serve(root: Path, target: str, port: int) -> None:
+    from loopml.predictions import open_prediction_log
+    from loopml.serve import create_app, run_server
+    from loopml.workspace import open_workspace
+
+    def factory():  # type: ignore[no-untyped-def]
+        ws = open_workspace(root)
+        settings = {**ws.settings.serve.model_dump(), "max_batch_size": 256, "max_batch_wait_ms": 2}
+        return create_app({"bc": target}, workspace=ws, sink=open_prediction_log(ws), settings=settings)
+
+    run_server(factory, port=port)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "setup":
+        setup(Path(sys.argv[2]))
+    else:
+        serve(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))

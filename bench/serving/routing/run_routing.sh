@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Routing + shadow overhead vs a plain model at the same load, with the serving anchor's harness (wrk, bench.sh).
+#   ANCHOR=/work/shared/bench/serving ROOT=/tmp/loopml-bench/routing DURATION=5s REPS=3 ./run_routing.sh
+# Four servers run side by side (plain bc/1, ep-single, ep-canary 90/10, ep-shadow); cells are interleaved
+# config by config within each rep, so every ratio compares runs from the same minutes. Prints medians and
+# ratios vs plain (RAW lines in $ROOT/raw.txt).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/routing}
+DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
+python "$HERE/routing_server.py" setup "$ROOT/ws"
+declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204)
+declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+for cfg in plain single canary shadow; do
+  (cd "$ROOT/ws" && exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
+     >"$ROOT/logs/$cfg.log" 2>&1 </dev/null) & pids+=($!); echo "$!" > "$ROOT/logs/$cfg.pid"
+done
+for cfg in plain single canary shadow; do
+  for _ in $(seq 1 120); do curl -fs -o /dev/null "http://127.0.0.1:${PORT[$cfg]}/v2/health/ready" && break; sleep 0.5; done
+done
+RAW="$ROOT/raw.txt"; : > "$RAW"
+cd "$ANCHOR"
+for rep in $(seq 1 "$REPS"); do
+  for c in $CELLS; do
+    for cfg in plain single canary shadow; do
+      env CONCURRENCY="$c" DURATION="$DURATION" REPS=1 WARMUP=1s REP_LABEL="$rep" RAW="$RAW" LABEL="$cfg" \
+        CPU_PID="$(cat "$ROOT/logs/$cfg.pid")" ./bench.sh "http://127.0.0.1:${PORT[$cfg]}" /v2/models/bc/infer \
+        bodies/oip_v2_1.json 1 > /dev/null
+    done
+  done
+done
+for cfg in shadow canary; do curl -s "http://127.0.0.1:${PORT[$cfg]}/metrics" | grep -E '^loopml_serve_requests_total' || true; done
+python - "$RAW" <<'PY'
+import re, statistics, sys
+rows = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in open(sys.argv[1])]
+cells = sorted({int(r["c"]) for r in rows})
+def med(cfg, c, key):
+    vals = [float(r[key]) for r in rows if r["label"] == cfg and int(r["c"]) == c and key in r]
+    return statistics.median(vals) if vals else float("nan")
+print(f"{'c':>3} {'config':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10}   ratios vs plain (rps, p50, p99, cpu)")
+for c in cells:
+    base = {k: med("plain", c, k) for k in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")}
+    for cfg in ("plain", "single", "canary", "shadow"):
+        m = {k: med(cfg, c, k) for k in base}
+        ratio = " ".join(f"{m[k] / base[k]:.3f}" for k in base)
+        print(f"{c:>3} {cfg:<7} {m['rps']:>8.0f} {m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} "
+              f"{m['server_cpu_ms_per_req']:>10.3f}   {ratio}")
+PY

@@ -1,0 +1,212 @@
+"""``loopml data``: ingest, list, show, validate, edit contracts, profile reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+
+app = typer.Typer(help="Datasets: versions, contracts, validation and profiles.", no_args_is_help=True)
+
+
+@app.command("ingest")
+@handle_errors
+def ingest_cmd(
+    path: str = typer.Argument(..., help="A CSV or Parquet file, or a SQLAlchemy URL (with --query)."),
+    name: str = typer.Option(..., "--name", "-n", help="Dataset name."),
+    query: str | None = typer.Option(None, "--query", "-q", help="SQL query for a database URL."),
+    target: str | None = typer.Option(None, "--target", help="Target column (recorded in the inferred contract)."),
+    description: str | None = typer.Option(None, "--description", help="Set on a new dataset."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Store a new dataset version (identical data returns the existing version)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from loopml.ingest import ingest
+    from loopml.validate import get_contract, validate_dataset
+
+    ws = workspace()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, disable=json_out) as bar:
+        task = bar.add_task(f"ingesting {path}", total=None)
+        rec = ingest(ws, path, name, query=query, target=target, description=description,
+                     progress=lambda stage: bar.update(task, description=f"{stage} {name}"))
+        bar.update(task, description="checking the contract")
+        report = validate_dataset(ws, rec, get_contract(ws, name))
+    if json_out:
+        print_json({**rec.to_dict(profile=False), "validation": report.to_dict()})
+        return
+    verb = "stored" if rec.new else "unchanged: same content as"
+    console.print(f"{verb} [bold]{rec.ref}[/bold]: {rec.n_rows:,} rows x {rec.n_columns} columns, digest {rec.digest[:12]}")
+    if not report.ok:
+        console.print(f"[yellow]warning:[/yellow] {report.summary()}")
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """Every dataset with its latest version."""
+    from loopml.ingest import list_datasets
+
+    rows = list_datasets(workspace())
+    if json_out:
+        print_json([r.to_dict() for r in rows])
+        return
+    print_table("datasets", ["name", "versions", "latest", "contract", "created", "by"],
+                [(r.name, r.n_versions, r.latest_version, "yes" if r.has_contract else "no",
+                  r.created_at.strftime("%Y-%m-%d %H:%M"), r.created_by) for r in rows])
+
+
+@app.command("versions")
+@handle_errors
+def versions_cmd(
+    name: str = typer.Argument(..., help="Dataset name."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Every version of a dataset."""
+    from loopml.ingest import list_versions
+
+    rows = list_versions(workspace(), name)
+    if json_out:
+        print_json([r.to_dict(profile=False) for r in rows])
+        return
+    print_table(f"versions of {name}", ["version", "rows", "columns", "digest", "source", "created", "by"],
+                [(r.version, f"{r.n_rows:,}", r.n_columns, r.digest[:12], _source(r.source),
+                  r.created_at.strftime("%Y-%m-%d %H:%M"), r.created_by) for r in rows])
+
+
+def _source(source: dict[str, Any]) -> str:
+    return str(source.get("path") or source.get("url") or source.get("kind"))
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(
+    ref: str = typer.Argument(..., help="NAME or NAME@VERSION."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """A version's schema and per-column summary."""
+    from loopml.ingest import get_dataset_version
+
+    rec = get_dataset_version(workspace(), ref)
+    if json_out:
+        print_json(rec.to_dict())
+        return
+    console.print(f"[bold]{rec.ref}[/bold]  {rec.n_rows:,} rows x {rec.n_columns} columns  digest {rec.digest[:16]}  "
+                  f"source {_source(rec.source)}")
+    cols = rec.profile["columns"]
+    print_table(None, ["column", "type", "missing", "distinct", "min", "median", "max / top"],
+                [(c["name"], c["type"], f"{cols[c['name']]['missing_rate']:.1%}", cols[c["name"]].get("n_unique"),
+                  cols[c["name"]].get("min", ""), (cols[c["name"]].get("quantiles") or {}).get("0.5", ""),
+                  cols[c["name"]].get("max", "") if "max" in cols[c["name"]] else _top(cols[c["name"]]))
+                 for c in rec.schema])
+
+
+def _top(col: dict[str, Any]) -> str:
+    top = col.get("top") or {}
+    return ", ".join(str(v) for v in (top.get("values") or [])[:3])
+
+
+@app.command("validate")
+@handle_errors
+def validate_cmd(
+    ref: str = typer.Argument(..., help="NAME or NAME@VERSION."),
+    contract_file: Path | None = typer.Option(None, "--contract", help="A contract YAML instead of the stored one."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Check a version against its contract; exit 1 when it breaks a rule."""
+    from loopml.validate import validate_dataset
+
+    contract = _read_contract(contract_file) if contract_file else None
+    with console.status(f"validating {ref}", spinner="dots") if not json_out else _nullcontext():
+        report = validate_dataset(workspace(), ref, contract)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        if report.failures:
+            print_table(f"{ref}: {len(report.errors)} failed rule(s), {len(report.warnings)} warning(s)",
+                        ["column", "rule", "severity", "rows", "examples", "message"],
+                        [(f.column, f.rule, f.severity, f.count,
+                          ", ".join(f"row {e['row']}: {e['value']!r}" for e in f.examples), f.message)
+                         for f in report.failures])
+        console.print(("[green]valid[/green]: " if report.ok else "[red]invalid[/red]: ") + report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _read_contract(path: Path) -> Any:
+    from loopml.kernel.exceptions import ValidationError
+    from loopml.validate import Contract
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read the contract file: {exc.strerror}", field="contract", rule="file") from exc
+    return Contract.from_yaml(text)
+
+
+@app.command("contract")
+@handle_errors
+def contract_cmd(
+    name: str = typer.Argument(..., help="Dataset name."),
+    edit: Path | None = typer.Option(None, "--edit", help="Replace the contract with this YAML file."),
+    show: bool = typer.Option(False, "--show", help="Print the contract as YAML (the default)."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show a dataset's contract as YAML, or replace it from a file (audited)."""
+    from loopml.validate import get_contract, set_contract
+
+    ws = workspace()
+    contract = set_contract(ws, name, _read_contract(edit), reason=f"edited from {edit}") if edit else get_contract(ws, name)
+    if json_out:
+        print_json(contract.to_dict())
+    elif edit and not show:
+        console.print(f"contract of [bold]{name}[/bold] replaced from {edit}")
+    else:
+        typer.echo(contract.to_yaml(), nl=False)
+
+
+@app.command("profile")
+@handle_errors
+def profile_cmd(
+    ref: str = typer.Argument(..., help="NAME or NAME@VERSION."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="HTML file to write (default: NAME-vV.profile.html)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the profile JSON instead of writing HTML."),
+) -> None:
+    """A self-contained HTML profile: warnings first, then distributions, missing values, outliers."""
+    from loopml.ingest import get_dataset_version
+    from loopml.kernel.exceptions import NotFoundError
+    from loopml.validate import detect_issues, get_contract, render_profile_html, validate_dataset
+
+    ws = workspace()
+    rec = get_dataset_version(ws, ref)
+    try:
+        contract = get_contract(ws, rec.name)
+    except NotFoundError:
+        contract = None
+    if json_out:
+        issues = detect_issues(rec.profile, target=contract.target if contract else None)
+        print_json({"ref": rec.ref, "profile": rec.profile, "issues": [i.to_dict() for i in issues]})
+        return
+    with console.status(f"profiling {rec.ref}", spinner="dots"):
+        report = validate_dataset(ws, rec, contract) if contract else None
+        html = render_profile_html(rec, contract=contract, report=report)
+    path = output or Path(f"{rec.name}-v{rec.version}.profile.html")
+    try:
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        from loopml.kernel.exceptions import DataError
+
+        raise DataError(f"{path}: cannot write the report: {exc.strerror}") from exc
+    console.print(f"wrote {path} ({len(html) // 1024} KB)")

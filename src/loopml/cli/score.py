@@ -1,0 +1,53 @@
+"""``loopml score``: batch scoring of a Parquet or CSV file with a registered model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from loopml.cli._common import console, handle_errors, print_json, workspace
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
+
+
+def score(
+    model_ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION."),
+    input: Path = typer.Option(..., "--input", "-i", help="Parquet or CSV to score."),  # noqa: A002
+    output: Path = typer.Option(..., "--output", "-o", help="Where predictions go (.parquet or .csv)."),
+    reject: Path = typer.Option(None, "--reject", help="Rows failing the contract (default OUTPUT.rejects.EXT)."),
+    batch_rows: int = typer.Option(65536, "--batch-rows", help="Rows per record batch (bounds memory)."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Score a file in record batches; rows that break the contract go to a reject file."""
+    from loopml.serve.batch import score_file
+
+    ws = workspace()
+    if json_out:
+        result = score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows)
+        print_json(result)
+        return
+    with Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,.0f} rows"),
+                  _RowsPerSecond(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("score", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows, progress=progress)
+    console.print(f"Scored {result.rows_scored:,} of {result.rows_in:,} rows with {result.model_name}/{result.model_version} "
+                  f"in {result.seconds:.2f}s -> {result.output_path}")
+    if result.rows_rejected:
+        console.print(f"[yellow]{result.rows_rejected:,} rows rejected[/yellow] -> {result.reject_path}")
+    console.print(f"batch {result.batch_id}  input sha256 {result.input_digest[:12]}  output sha256 {result.output_digest[:12]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``score`` command."""
+    app.command("score")(handle_errors(score))

@@ -1,0 +1,424 @@
+"""The prediction log writer: a deque on the request path, two threads behind it.
+
+``submit`` appends the caller's object to a deque and returns: no copy, no
+serialization, no lock. The *journal thread* wakes every ``flush_interval_s``,
+drains the deque, turns it into Arrow, appends one block to the write-ahead
+journal (local disk) and fsyncs. Every ``roll_interval_s`` it closes the
+journal segment and hands it to the *commit thread*, which writes it as
+hive-partitioned Parquet (fsync + atomic rename) and only then deletes it.
+
+Memory holds at most ``max_buffer_rows`` converted rows waiting for Parquet;
+beyond that a segment lives only on disk (it *spills*) and is read back when
+committed, so a slow destination costs disk, never dropped or blocked requests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from loopml.kernel.exceptions import ServingError, ValidationError
+from loopml.predictions._files import resolve_root, write_partitioned
+from loopml.predictions._journal import JournalSegment, lock_segment, read_segment, segment_paths
+from loopml.predictions._schema import _is_columnar, fallback_table, records_to_table
+
+__all__ = ["PredictionLog", "close_all_logs", "install_sigterm_handler", "open_prediction_log"]
+
+log = logging.getLogger("loopml.predictions")
+
+_OPEN: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
+_ATEXIT_DONE = False
+_ATEXIT_LOCK = threading.Lock()
+
+
+class PredictionLog:
+    """Append-only, partitioned Parquet log of predictions; a ``PredictionSink``.
+
+    Args:
+        root: the log folder (or ``file://`` URL).
+        flush_interval_s: journal cadence; a SIGKILL loses at most this much.
+        roll_interval_s: Parquet cadence; rows become queryable within it.
+        max_buffer_rows: converted rows kept in memory before spilling to disk.
+        chunk_rows: most rows per Parquet file written from one segment.
+        spill_dir: the journal/spill folder (local disk); default ``<root>/_journal``.
+        recover: replay journal segments left by a process that died.
+    """
+
+    def __init__(
+        self,
+        root: Any,
+        *,
+        flush_interval_s: float = 1.0,
+        roll_interval_s: float = 10.0,
+        max_buffer_rows: int = 200_000,
+        chunk_rows: int = 500_000,
+        spill_dir: str | Path | None = None,
+        recover: bool = True,
+    ) -> None:
+        for name, value in (("flush_interval_s", flush_interval_s), ("roll_interval_s", roll_interval_s)):
+            if not value > 0:
+                raise ValidationError(f"{name} must be > 0, got {value!r}", field=name, rule="positive")
+        for name, value in (("max_buffer_rows", max_buffer_rows), ("chunk_rows", chunk_rows)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValidationError(f"{name} must be an integer >= 1, got {value!r}", field=name, rule="positive")
+        self.root = resolve_root(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.journal_dir = Path(spill_dir) if spill_dir else self.root / "_journal"
+        self.flush_interval_s = float(flush_interval_s)
+        self.roll_interval_s = float(roll_interval_s)
+        self.max_buffer_rows = max_buffer_rows
+        self.chunk_rows = chunk_rows
+        self._queue: deque[Any] = deque()
+        self._first_at = 0.0
+        self._kick_items = max(1024, max_buffer_rows // 4)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._closed = False
+        self._jlock = threading.Lock()  # one journal pass at a time (thread vs flush())
+        self._mlock = threading.Lock()  # memory accounting
+        self._segment: JournalSegment | None = None
+        self._commits: queue.Queue[JournalSegment | Path | None] = queue.Queue()
+        self._mem_rows = 0
+        self._stats = {"journaled_rows": 0, "committed_rows": 0, "spilled_rows": 0,
+                       "recovered_rows": 0, "segments": 0, "errors": 0}
+        if recover:
+            for path in segment_paths(self.journal_dir):
+                self._commits.put(path)
+        self._journal_thread = threading.Thread(target=self._run_journal, name="loopml-predlog-journal", daemon=True)
+        self._commit_thread = threading.Thread(target=self._run_commits, name="loopml-predlog-commit", daemon=True)
+        self._journal_thread.start()
+        self._commit_thread.start()
+        _track(self)
+
+    # ------------------------------------------------------------ request path
+
+    def submit(self, records: Any) -> None:
+        """Queue records (a list of records, one record, or a columnar dict); never blocks.
+
+        The object is kept as is until the journal thread converts it, so the
+        caller must not mutate it afterwards.
+        """
+        if self._closed:
+            raise ServingError(f"prediction log at {self.root} is closed; records were not logged")
+        q = self._queue
+        if not q:
+            self._first_at = time.monotonic()
+        q.append(records)
+        if len(q) > self._kick_items:  # a burst: convert now rather than at the next tick
+            self._wake.set()
+
+    # --------------------------------------------------------------- control
+
+    def flush(self) -> None:
+        """Make everything submitted so far durable *and* queryable (blocks until done)."""
+        with self._jlock:
+            self._journal_pending()
+            self._rotate()
+        self._commits.join()
+
+    def close(self) -> None:
+        """Drain the queue into Parquet and stop the threads (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        self._journal_thread.join()
+        self._commit_thread.join()
+        _OPEN.discard(self)
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest record not yet in the journal (serving shows it on /metrics)."""
+        return max(0.0, time.monotonic() - self._first_at) if self._queue else 0.0
+
+    def stats(self) -> dict[str, int]:
+        """Counters: rows journaled, committed, spilled, recovered; segments; errors."""
+        with self._mlock:
+            return {**self._stats, "queued_items": len(self._queue), "memory_rows": self._mem_rows}
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ journal side
+
+    def _run_journal(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            final = self._stopping
+            with self._jlock:
+                self._journal_pending()
+                seg = self._segment
+                if seg is not None and (
+                    final or seg.rows >= self.chunk_rows or time.monotonic() - seg.opened >= self.roll_interval_s
+                ):
+                    self._rotate()
+                if final:
+                    if self._segment is not None:  # opened but never written
+                        self._segment.discard()
+                        self._segment = None
+                    self._commits.put(None)
+                    return
+
+    def _drain(self) -> list[Any]:
+        items: list[Any] = []
+        q = self._queue
+        while True:
+            try:
+                items.append(q.popleft())
+            except IndexError:
+                return items
+
+    def _journal_pending(self) -> None:
+        items = self._drain()
+        if not items:
+            if self._segment is not None:
+                self._segment.sync()
+            return
+        tables = list(self._convert(items))
+        if not tables:
+            return
+        blocks = _combine(tables)
+        done = 0
+        try:
+            if self._segment is None:
+                self._segment = JournalSegment(self.journal_dir, chunk_rows=self.chunk_rows)
+            seg = self._segment
+            for table in blocks:
+                seg.append(table)
+                self._keep(seg, table)
+                done += 1
+                self._stats["journaled_rows"] += table.num_rows
+            seg.sync()
+        except OSError:
+            # Disk trouble: keep the unwritten rows queued (converted) and retry next tick.
+            log.exception("prediction log: cannot write the journal in %s", self.journal_dir)
+            self._stats["errors"] += 1
+            for table in reversed(blocks[done:]):
+                self._queue.appendleft(table)
+
+    def _convert(self, items: list[Any]) -> Iterator[pa.Table]:
+        """Arrow tables for the drained items; consecutive record lists convert as one."""
+        run: list[Any] = []
+        for item in items:
+            if isinstance(item, pa.Table):  # put back after a failed journal write
+                yield from self._convert_one(run)
+                run = []
+                yield item
+            elif _is_columnar(item):
+                yield from self._convert_one(run)
+                run = []
+                yield from self._convert_one(item)
+            elif isinstance(item, (list, tuple)):
+                run.extend(item)
+            elif isinstance(item, Mapping) or item is not None:
+                run.append(item)
+        yield from self._convert_one(run)
+
+    def _convert_one(self, item: Any) -> Iterator[pa.Table]:
+        if isinstance(item, list) and not item:
+            return
+        try:
+            table = records_to_table(item)
+        except Exception:  # a malformed record must not cost the batch: keep it as JSON
+            log.warning("prediction log: a batch did not convert; storing it as JSON", exc_info=True)
+            self._stats["errors"] += 1
+            try:
+                table = fallback_table(item)
+            except Exception:
+                log.exception("prediction log: dropping a batch that cannot be serialized at all")
+                return
+        if table is not None and table.num_rows:
+            yield table
+
+    def _keep(self, seg: JournalSegment, table: pa.Table) -> None:
+        """Keep the block in memory while under the bound; past it, the segment spills."""
+        with self._mlock:
+            if seg.tables is not None and self._mem_rows + table.num_rows <= self.max_buffer_rows:
+                seg.tables.append(table)
+                self._mem_rows += table.num_rows
+                return
+            if seg.tables is not None:
+                held = sum(t.num_rows for t in seg.tables)
+                self._mem_rows -= held
+                self._stats["spilled_rows"] += held
+                seg.tables = None
+            self._stats["spilled_rows"] += table.num_rows
+
+    def _rotate(self) -> None:
+        seg = self._segment
+        if seg is None or seg.blocks == 0:
+            return
+        seg.sync()
+        self._segment = None
+        self._stats["segments"] += 1
+        self._commits.put(seg)
+
+    # ------------------------------------------------------------- commit side
+
+    def _run_commits(self) -> None:
+        while True:
+            item = self._commits.get()
+            try:
+                if item is None:
+                    return
+                if isinstance(item, Path):
+                    self._recover(item)
+                else:
+                    self._commit(item)
+            except Exception:
+                # The segment stays on disk; the next open of the log replays it.
+                log.exception("prediction log: commit to %s failed; the journal keeps the rows", self.root)
+                self._stats["errors"] += 1
+            finally:
+                self._commits.task_done()
+
+    def _commit(self, seg: JournalSegment) -> None:
+        tables = seg.tables
+        blocks: Iterable[pa.Table] = tables if tables is not None else read_segment(seg.path)[1]
+        rows = _retry(lambda: commit_blocks(self.root, seg.id, seg.chunk_rows, blocks))
+        with self._mlock:
+            if tables is not None:
+                self._mem_rows -= sum(t.num_rows for t in tables)
+            seg.tables = None
+            self._stats["committed_rows"] += rows
+        seg.discard()
+
+    def _recover(self, path: Path) -> None:
+        fd = lock_segment(path)
+        if fd is None:  # a live writer owns it, or it is gone already
+            return
+        try:
+            header, blocks = read_segment(path)
+            rows = 0
+            if header:
+                rows = commit_blocks(self.root, header["id"], int(header.get("chunk_rows", self.chunk_rows)), blocks)
+            os.unlink(path)
+            with self._mlock:
+                self._stats["recovered_rows"] += rows
+                self._stats["committed_rows"] += rows
+            if rows:
+                log.info("prediction log: recovered %d rows from %s", rows, path.name)
+        finally:
+            os.close(fd)
+
+
+def _combine(tables: list[pa.Table]) -> list[pa.Table]:
+    """One block per pass when the schemas agree (or promote); otherwise one per table."""
+    if len(tables) == 1:
+        return tables
+    try:
+        return [pa.concat_tables(tables, promote_options="permissive")]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return tables
+
+
+def commit_blocks(root: Path, stem: str, chunk_rows: int, blocks: Iterable[pa.Table]) -> int:
+    """Write journal blocks as Parquet, ``chunk_rows`` at a time; idempotent per segment.
+
+    File names derive from the segment id and the block order only, so a replay
+    after a crash mid-commit skips what was written and writes the rest.
+    """
+    rows = 0
+    acc: list[pa.Table] = []
+    acc_rows = 0
+    k = 0
+
+    def emit() -> int:
+        try:
+            merged = [pa.concat_tables(acc, promote_options="permissive")] if len(acc) > 1 else acc
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            merged = acc
+        if len(merged) == 1:
+            return write_partitioned(root, merged[0], f"{stem}-{k:04d}")
+        return sum(write_partitioned(root, t, f"{stem}-{k:04d}-{j:04d}") for j, t in enumerate(merged))
+
+    for table in blocks:
+        acc.append(table)
+        acc_rows += table.num_rows
+        if acc_rows >= chunk_rows:
+            rows += emit()
+            k += 1
+            acc, acc_rows = [], 0
+    if acc:
+        rows += emit()
+    return rows
+
+
+def _retry(fn: Any, attempts: int = 3) -> Any:
+    delay = 0.25
+    for i in range(attempts):
+        try:
+            return fn()
+        except OSError:
+            if i == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay *= 4
+    return None  # pragma: no cover
+
+
+def open_prediction_log(ws: Any, **options: Any) -> PredictionLog:
+    """The workspace's log (``settings.resolved_predictions_url``, serve flush interval)."""
+    options.setdefault("flush_interval_s", ws.settings.serve.log_flush_interval_s)
+    return PredictionLog(ws.settings.resolved_predictions_url, **options)
+
+
+# ------------------------------------------------------------ process exit
+
+
+def _track(plog: PredictionLog) -> None:
+    global _ATEXIT_DONE
+    with _ATEXIT_LOCK:
+        _OPEN.add(plog)
+        if not _ATEXIT_DONE:
+            atexit.register(close_all_logs)
+            _ATEXIT_DONE = True
+
+
+def close_all_logs() -> None:
+    """Close every open log in this process (atexit and the SIGTERM handler call this)."""
+    for plog in list(_OPEN):
+        try:
+            plog.close()
+        except Exception:  # one broken log must not stop the others from flushing
+            log.exception("prediction log: close failed for %s", plog.root)
+
+
+def install_sigterm_handler() -> bool:
+    """On SIGTERM, close every open log, then do what SIGTERM did before.
+
+    Servers with their own graceful shutdown (uvicorn) call ``close()``
+    instead. Only possible from the main thread; returns whether installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_term(signum: int, frame: Any) -> None:
+        close_all_logs()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_IGN:
+            return
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _on_term)
+    return True

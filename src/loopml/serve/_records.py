@@ -1,0 +1,93 @@
+"""What the server hands to the prediction log: one record per answered request.
+
+The log writer (``loopml.predictions``) implements :class:`PredictionSink`; the
+server calls ``submit`` once per model batch from its model thread, so a sink
+must be thread-safe and must never block (queue, then write in the background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["MatrixColumns", "PredictionRecord", "PredictionSink"]
+
+
+@dataclass(slots=True)
+class PredictionRecord:
+    """One request and its answer, as the prediction log stores it.
+
+    ``inputs`` is columnar: a mapping of feature name -> 1-D array (or list) of
+    this request's rows, in contract order (``None`` when the body could not be
+    parsed). ``outputs`` maps ``"predict"`` to the labels/values (1-D) and, for
+    classifiers, ``"predict_proba"`` to an ``(n, n_classes)`` array and
+    ``"classes"`` to the class labels. Arrays are views into the batch: read,
+    never mutate them.
+    """
+
+    request_id: str
+    ts: datetime
+    endpoint: str
+    model_name: str | None
+    model_version: int | None
+    inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    outputs: Mapping[str, Any] | None
+    latency_ms: float
+    status: int
+    error: str | None = None
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in this request (0 for a request that failed before parsing)."""
+        if not self.inputs:
+            return 0
+        if isinstance(self.inputs, Mapping):
+            first = next(iter(self.inputs.values()))
+            return len(first)
+        return len(self.inputs)
+
+
+@runtime_checkable
+class PredictionSink(Protocol):
+    """Where records go. ``submit`` must return at once (no I/O on the caller's thread).
+
+    Optional: a sink may expose ``lag_seconds() -> float`` (age of the oldest
+    record not yet written), shown on ``/metrics`` as the log-writer lag.
+    """
+
+    def submit(self, records: list[PredictionRecord]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MatrixColumns(Mapping[str, np.ndarray]):
+    """Columnar view over a 2-D block: no copy until a column is read.
+
+    Why: building 30 column slices per request would cost more than the log is
+    worth on the hot path; a sink reads them later, off the request path.
+    """
+
+    __slots__ = ("_index", "_matrix", "_names")
+
+    def __init__(self, names: Sequence[str], index: Mapping[str, int], matrix: np.ndarray) -> None:
+        self._names = names
+        self._index = index
+        self._matrix = matrix
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._matrix[:, self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The underlying ``(n_rows, n_columns)`` block, columns in ``keys()`` order."""
+        return self._matrix

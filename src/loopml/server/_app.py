@@ -1,0 +1,84 @@
+"""The REST control plane: a FastAPI app over the same service functions the CLI calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from loopml.server._auth import ServerState
+from loopml.server._errors import install_error_handlers
+from loopml.server._limits import BodyLimitMiddleware, LoopbackOnlyMiddleware
+from loopml.server._schemas import HealthOut
+from loopml.workspace import Workspace
+
+__all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_UPLOAD_BYTES", "create_app"]
+
+API_PREFIX = "/api/v1"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("loopml")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(
+    ws: Workspace,
+    *,
+    auth: bool,
+    project: str = "default",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+) -> FastAPI:
+    """The control-plane app for ``ws``.
+
+    Args:
+        auth: require ``Authorization: Bearer <token>`` and check roles on every
+            route. ``False`` is embedded single-user mode: the caller is the
+            workspace's OS user and only loopback clients are answered.
+        project: the project whose role bindings authorize requests (the
+            service layer does not scope objects by project yet, so one server
+            serves one project).
+        max_body_bytes: the largest JSON request body.
+        max_upload_bytes: the largest uploaded dataset file.
+    """
+    from loopml.kernel.types import check_name
+    from loopml.server.routes import ROUTERS
+
+    if project != "*":
+        check_name(project, "project")
+    app = FastAPI(
+        title="loopml control plane",
+        version=_version(),
+        description="Datasets, runs, models, deployments, monitors, alerts, triggers, lineage and audit. "
+        "Send `Authorization: Bearer lml_<id>_<secret>` (create one with `loopml tokens create`).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.loopml = ServerState(ws=ws, auth=auth, project=project)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/health", response_model=HealthOut, tags=["health"], summary="Liveness (no token needed)")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "auth": auth, "project": project}
+
+    upload_paths = (f"{API_PREFIX}/datasets/",)
+
+    def limit_for(method: str, path: str) -> int:
+        if method == "POST" and path.startswith(upload_paths) and path.endswith("/versions"):
+            return max_upload_bytes
+        return max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    if not auth:
+        app.add_middleware(LoopbackOnlyMiddleware)
+    return app

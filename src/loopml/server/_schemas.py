@@ -1,0 +1,450 @@
+"""API schemas: pydantic models of what the REST API sends and accepts.
+
+They mirror the service records' ``to_dict()`` (rows never reach here), so
+the OpenAPI document describes real responses and FastAPI checks every
+response against its model before it leaves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JSON = dict[str, Any]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, ser_json_inf_nan="null")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- datasets ---------------------------------------------------------------
+
+
+class DatasetOut(_Out):
+    name: str
+    description: str | None
+    project: str
+    n_versions: int
+    latest_version: int | None
+    has_contract: bool
+    created_at: datetime
+    created_by: str
+
+
+class DatasetVersionOut(_Out):
+    name: str
+    version: int
+    ref: str
+    digest: str
+    artifact_digest: str
+    n_rows: int
+    n_columns: int
+    columns_schema: list[JSON] = Field(alias="schema")
+    source: JSON
+    created_at: datetime
+    created_by: str
+    new: bool = False
+    profile: JSON | None = None
+
+
+# ---- runs -------------------------------------------------------------------
+
+
+class ArtifactOut(_Out):
+    name: str
+    digest: str
+    size: int
+    media_type: str | None
+
+
+class GitOut(_Out):
+    commit: str | None
+    dirty: bool | None
+
+
+class RunOut(_Out):
+    id: str
+    name: str
+    experiment: str
+    kind: str
+    status: str
+    parent_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    params: dict[str, Any]
+    metrics: dict[str, float | None]
+    metric_steps: dict[str, int]
+    tags: dict[str, Any]
+    artifacts: list[ArtifactOut]
+    git: GitOut
+    cache_key: str | None
+    trigger: JSON | None
+    error: str | None
+    created_by: str
+
+
+class CompareOut(_Out):
+    runs: list[JSON]
+    params: dict[str, JSON]
+    metrics: dict[str, JSON]
+    tags: dict[str, JSON]
+
+
+class MetricPointOut(_Out):
+    step: int
+    value: float | None
+    ts: float
+
+
+class MetricHistoryOut(_Out):
+    run_id: str
+    key: str
+    points: list[MetricPointOut]
+
+
+# ---- models -----------------------------------------------------------------
+
+
+class ModelOut(_Out):
+    id: int
+    name: str
+    project: str
+    description: str | None
+    latest_version: int | None
+    n_versions: int
+    aliases: dict[str, int]
+    created_at: datetime
+    created_by: str
+
+
+class ModelVersionOut(_Out):
+    id: int
+    model_id: int
+    name: str
+    version: int
+    ref: str
+    artifact_digest: str
+    flavor: str
+    task: str | None
+    signature: JSON | None
+    profile: JSON | None
+    evaluation: JSON | None
+    gate_report: JSON | None
+    gates_passed: bool | None
+    run_id: str | None
+    git_commit: str | None
+    git_dirty: bool | None
+    tags: JSON
+    description: str | None
+    created_at: datetime
+    created_by: str
+    aliases: list[str]
+    dataset_versions: list[str]
+
+
+class AliasOut(_Out):
+    name: str
+    alias: str
+    ref: str
+    version: int
+    version_id: int
+    updated_at: datetime
+    previous_version: int | None
+
+
+class AliasChangeOut(_Out):
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str | None
+    ts: datetime
+
+
+class SetAliasIn(_In):
+    version: int = Field(ge=1, le=2_147_483_647)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ReasonIn(_In):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class RequiredReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+# ---- deployments ------------------------------------------------------------
+
+
+class EndpointOut(_Out):
+    id: int
+    name: str
+    model_name: str
+    policy: JSON
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    serving_versions: list[int]
+
+
+class TrafficOut(_Out):
+    revision: int
+    policy: JSON
+    rollout_id: int | None
+    actor: str
+    reason: str | None
+    ts: datetime
+
+
+class RolloutOut(_Out):
+    id: int
+    endpoint: str
+    model_name: str
+    strategy: str
+    baseline_version: int | None
+    candidate_version: int
+    status: str
+    config: JSON
+    step: int
+    step_started_at: datetime
+    evidence: list[JSON]
+    override_reason: str | None
+    created_at: datetime
+    created_by: str
+    ended_at: datetime | None
+    candidate_weight: float
+
+
+class RolloutStatusOut(_Out):
+    endpoint: str
+    rollout: RolloutOut | None
+
+
+class DeployOptions(_In):
+    """Rollout options (``loopml.deploy.DEFAULTS``); each strategy accepts its own subset."""
+
+    alias: str | None = Field(None, max_length=128)
+    interval_s: float | None = Field(None, gt=0, le=86_400)
+    alpha: float | None = Field(None, gt=0, lt=1)
+    max_error_rate_increase: float | None = Field(None, ge=0, le=1)
+    max_latency_ratio: float | None = Field(None, gt=0, le=1000)
+    max_divergence: float | None = Field(None, ge=0, le=1)
+    metric: str | None = Field(None, max_length=64)
+    max_metric_drop: float | None = Field(None, ge=0, le=1)
+    min_labels: int | None = Field(None, ge=0, le=10_000_000)
+    auto: bool | None = None
+    steps: list[float] | None = Field(None, min_length=1, max_length=20)
+    min_requests: int | None = Field(None, ge=0, le=100_000_000)
+    min_seconds: float | None = Field(None, ge=0, le=30 * 86_400)
+    keep_warm_s: float | None = Field(None, ge=0, le=30 * 86_400)
+    split: float | None = Field(None, gt=0, lt=1)
+
+
+class DeployIn(_In):
+    model_ref: str = Field(min_length=1, max_length=300, description="NAME/VERSION or NAME@ALIAS")
+    strategy: Literal["direct", "canary", "blue-green", "shadow", "ab"] = "direct"
+    override_reason: str | None = Field(None, max_length=2000)
+    options: DeployOptions = Field(default_factory=DeployOptions)
+
+
+# ---- monitors, reports, alerts ----------------------------------------------
+
+
+class MonitorOut(_Out):
+    id: int
+    name: str
+    endpoint: str
+    spec: JSON
+    schedule: str | None
+    enabled: bool
+    next_due_at: datetime | None
+    last_run_at: datetime | None
+    created_at: datetime
+    created_by: str
+
+
+class ReportOut(_Out):
+    id: int
+    monitor_id: int | None
+    endpoint: str
+    window_start: datetime | None
+    window_end: datetime | None
+    n_rows: int
+    status: str
+    summary: JSON
+    report: JSON | None = None
+    html_digest: str | None
+    created_at: datetime
+
+
+class AlertOut(_Out):
+    id: int
+    dedup_key: str
+    rule: str
+    endpoint: str | None
+    severity: str
+    status: str
+    message: str
+    context: JSON | None
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    monitor_id: int | None
+    report_id: int | None
+    acked_by: str | None
+    acked_at: datetime | None
+    resolved_at: datetime | None
+
+
+class AckIn(_In):
+    note: str | None = Field(None, max_length=2000)
+
+
+# ---- triggers ---------------------------------------------------------------
+
+
+class TriggerOut(_Out):
+    id: int
+    name: str
+    kind: str
+    config: JSON
+    recipe_path: str | None
+    enabled: bool
+    next_due_at: datetime | None
+    last_fired_at: datetime | None
+    state: JSON
+
+
+class RunRequestOut(_Out):
+    id: int
+    trigger_id: int | None
+    status: str
+    context: JSON
+    run_id: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class FireIn(_In):
+    reason: str | None = Field(None, max_length=2000)
+    context: JSON | None = None
+
+
+# ---- lineage and audit ------------------------------------------------------
+
+
+class LineageNodeOut(_Out):
+    key: str
+    type: str
+    id: str
+    label: str
+    attrs: JSON
+
+
+class LineageEdgeOut(_Out):
+    src: str
+    relation: str
+    dst: str
+
+
+class LineageOut(_Out):
+    root: str
+    direction: str
+    nodes: list[LineageNodeOut]
+    edges: list[LineageEdgeOut]
+
+
+class AuditEventOut(_Out):
+    seq: int
+    ts: datetime
+    actor: str
+    action: str
+    object: str
+    object_type: str
+    object_id: str
+    before: Any = None
+    after: Any = None
+    reason: str | None
+    prev_hash: str
+    hash: str
+
+
+class ChainProblemOut(_Out):
+    seq: int
+    kind: str
+    message: str
+
+
+class AuditVerifyOut(_Out):
+    ok: bool
+    problems: list[ChainProblemOut]
+
+
+# ---- identities -------------------------------------------------------------
+
+Role = Literal["viewer", "data_scientist", "ml_engineer", "approver", "admin"]
+
+
+class UserOut(_Out):
+    name: str
+    email: str | None
+    active: bool
+    roles: dict[str, list[str]]
+    created_at: datetime
+    created_by: str
+
+
+class UserIn(_In):
+    name: str = Field(min_length=1, max_length=128)
+    email: str | None = Field(None, max_length=256)
+    roles: dict[str, Role | list[Role]] = Field(default_factory=dict, description="{project: role or [roles]}")
+
+
+class TokenOut(_Out):
+    id: str
+    user: str
+    name: str | None
+    status: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class TokenIn(_In):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    expires_in_days: int = Field(90, ge=1, le=3650)
+
+
+class TokenCreatedOut(_Out):
+    id: str
+    user: str
+    token: str = Field(description="The secret, shown this once: store it now.")
+    expires_at: datetime
+
+
+class IdentityOut(_Out):
+    name: str
+    roles: dict[str, list[str]]
+    token_id: str | None
+    local: bool
+    project: str
+    permissions: list[str]
+
+
+class HealthOut(_Out):
+    status: str
+    auth: bool
+    project: str

@@ -1,0 +1,277 @@
+"""A Python client for a remote loopml control plane, with the service layer's verbs.
+
+    client = RemoteClient.from_settings()      # LOOPML_SERVER_URL + LOOPML_TOKEN
+    client.list_runs(filter="metrics.acc > 0.8", order_by=["metrics.acc DESC"])
+    client.set_alias("churn", "challenger", 3, reason="better recall")
+    client.audit_log(action="model.alias")
+
+Results are the JSON the server sends (the records' ``to_dict()`` shape).
+Errors come back as the same loopml exceptions the local services raise:
+404 → ``NotFoundError``, 422 → ``ValidationError`` (with ``field`` and
+``rule``), 401 → ``NotAuthenticated``, 403 → ``PermissionDenied``, 409 →
+``AlreadyExistsError`` or the conflicting state's error. Importing this module
+does not import FastAPI. The token is sent only in the ``Authorization``
+header and never appears in ``repr`` or error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from loopml.kernel import exceptions as E
+from loopml.kernel.config import get_settings
+
+__all__ = ["RemoteClient"]
+
+API_PREFIX = "/api/v1"
+_BY_TYPE: dict[str, type[E.LoopmlError]] = {
+    name: getattr(E, name) for name in E.__all__ if isinstance(getattr(E, name), type)
+}
+_BY_STATUS: dict[int, type[E.LoopmlError]] = {
+    400: E.ValidationError, 401: E.PermissionDenied, 403: E.PermissionDenied, 404: E.NotFoundError,
+    409: E.AlreadyExistsError, 413: E.ValidationError, 422: E.ValidationError, 503: E.StoreError,
+}
+
+
+def _q(part: object) -> str:
+    """One URL path segment, escaped (a name can never add a segment)."""
+    return quote(str(part), safe="")
+
+
+def _error(response: httpx.Response) -> E.LoopmlError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("error") or f"HTTP {response.status_code} from {response.request.url.path}")
+    kind = str(body.get("type") or "")
+    if response.status_code == 401 or kind == "NotAuthenticated":
+        from loopml.governance.identity import NotAuthenticated
+
+        return NotAuthenticated(message)
+    cls = _BY_TYPE.get(kind) or _BY_STATUS.get(response.status_code, E.LoopmlError)
+    if issubclass(cls, E.ValidationError) and not issubclass(cls, E.BadRequest):
+        return cls(message, field=body.get("field"), rule=body.get("rule"))
+    if cls in (E.MissingExtraError, E.StepFailed, E.BadRequest, E.GateFailed, E.ContractViolation):
+        return E.LoopmlError(message)  # constructors with other signatures: keep the message
+    return cls(message)
+
+
+class RemoteClient:
+    """The control plane over HTTP: runs, models and aliases, deployments, triggers, lineage, audit."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise E.ConfigError(f"server URL {url!r} is invalid: expected http(s)://host:port")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    @classmethod
+    def from_settings(cls, **kwargs: Any) -> RemoteClient:
+        """A client for ``LOOPML_SERVER_URL`` with ``LOOPML_TOKEN``."""
+        settings = get_settings()
+        if not settings.server_url:
+            raise E.ConfigError("no server to talk to: set LOOPML_SERVER_URL (and LOOPML_TOKEN)")
+        return cls(settings.server_url, settings.token, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"RemoteClient({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json: Any = None, content: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=clean, json=json, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise E.StoreError(f"loopml server {self.url} is unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params=params).json()
+
+    def _pages(self, path: str, *, limit: int | None, **params: Any) -> list[dict[str, Any]]:
+        """Follow ``next_offset`` until ``limit`` items (or all, for ``None``)."""
+        items: list[dict[str, Any]] = []
+        for item in self._iter(path, **params):
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                break
+        return items
+
+    def _iter(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        offset: int | None = 0
+        while offset is not None:
+            page = self._get(path, **params, limit=200, offset=offset)
+            yield from page["items"]
+            offset = page["next_offset"]
+
+    # -- identity -------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        return self._get("/whoami")  # type: ignore[no-any-return]
+
+    # -- datasets -------------------------------------------------------------
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return self._pages("/datasets", limit=None)
+
+    def list_dataset_versions(self, name: str) -> list[dict[str, Any]]:
+        return self._pages(f"/datasets/{_q(name)}/versions", limit=None)
+
+    def get_dataset_version(self, ref: str) -> dict[str, Any]:
+        name, _, version = ref.partition("@")
+        return self._get(f"/datasets/{_q(name)}/versions/{_q(version or 'latest')}")  # type: ignore[no-any-return]
+
+    def ingest(self, path: str | Path, name: str, *, format: str | None = None,  # noqa: A002
+               description: str | None = None, target: str | None = None) -> dict[str, Any]:
+        """Upload a CSV or Parquet file as a new version of ``name``."""
+        source = Path(path)
+        fmt = format or ("parquet" if source.suffix.lower() in (".parquet", ".pq") else "csv")
+        ctype = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
+        return self._request("POST", f"/datasets/{_q(name)}/versions", content=source.read_bytes(),
+                             params={"format": fmt, "description": description, "target": target},
+                             headers={"Content-Type": ctype}).json()  # type: ignore[no-any-return]
+
+    # -- runs -----------------------------------------------------------------
+
+    def list_runs(self, *, experiment: str | None = None, kind: str | None = None, status: str | None = None,
+                  parent_id: str | None = None, filter: str | None = None,  # noqa: A002
+                  order_by: list[str] | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
+        return self._pages("/runs", limit=limit, experiment=experiment, kind=kind, status=status,
+                           parent_id=parent_id, filter=filter, order_by=order_by)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self._get(f"/runs/{_q(run_id)}")  # type: ignore[no-any-return]
+
+    def compare_runs(self, run_ids: list[str]) -> dict[str, Any]:
+        return self._get("/runs/compare", ids=list(run_ids))  # type: ignore[no-any-return]
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float | None, float]]:
+        points = self._get(f"/runs/{_q(run_id)}/metrics/{_q(key)}")["points"]
+        return [(p["step"], p["value"], p["ts"]) for p in points]
+
+    # -- models ---------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._pages("/models", limit=None)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._get(f"/models/{_q(name)}")  # type: ignore[no-any-return]
+
+    def list_versions(self, name: str) -> list[dict[str, Any]]:
+        return self._pages(f"/models/{_q(name)}/versions", limit=None)
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        return self._get("/models/resolve", ref=ref)  # type: ignore[no-any-return]
+
+    def list_aliases(self, name: str) -> list[dict[str, Any]]:
+        return self._get(f"/models/{_q(name)}/aliases")  # type: ignore[no-any-return]
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        return self._pages(f"/models/{_q(name)}/aliases/history", limit=None, alias=alias)
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> dict[str, Any]:
+        return self._request("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}",
+                             json={"version": version, "reason": reason}).json()  # type: ignore[no-any-return]
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._request("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}",
+                             params={"reason": reason}).json()  # type: ignore[no-any-return]
+
+    # -- deployments ----------------------------------------------------------
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return self._pages("/endpoints", limit=None)
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        return self._get(f"/endpoints/{_q(name)}")  # type: ignore[no-any-return]
+
+    def deploy(self, endpoint: str, model_ref: str, *, strategy: str = "direct",
+               override_reason: str | None = None, **options: Any) -> dict[str, Any]:
+        body = {"model_ref": model_ref, "strategy": strategy, "override_reason": override_reason, "options": options}
+        return self._request("POST", f"/endpoints/{_q(endpoint)}/deploy", json=body).json()  # type: ignore[no-any-return]
+
+    def get_rollout(self, endpoint: str) -> dict[str, Any] | None:
+        return self._get(f"/endpoints/{_q(endpoint)}/rollout")["rollout"]  # type: ignore[no-any-return]
+
+    def _rollout(self, endpoint: str, verb: str, reason: str | None) -> dict[str, Any]:
+        body = {"reason": reason} if reason is not None else None
+        return self._request("POST", f"/endpoints/{_q(endpoint)}/rollout/{verb}", json=body).json()  # type: ignore[no-any-return]
+
+    def promote(self, endpoint: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._rollout(endpoint, "promote", reason)
+
+    def rollback(self, endpoint: str, *, reason: str) -> dict[str, Any]:
+        return self._rollout(endpoint, "rollback", reason)
+
+    def pause(self, endpoint: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._rollout(endpoint, "pause", reason)
+
+    def resume(self, endpoint: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._rollout(endpoint, "resume", reason)
+
+    # -- monitors, alerts, triggers ---------------------------------------------
+
+    def list_alerts(self, *, status: str | None = None, endpoint: str | None = None,
+                    limit: int | None = 100) -> list[dict[str, Any]]:
+        return self._pages("/alerts", limit=limit, status=status, endpoint=endpoint)
+
+    def ack_alert(self, alert_id: int, *, note: str | None = None) -> dict[str, Any]:
+        return self._request("POST", f"/alerts/{_q(alert_id)}/ack", json={"note": note}).json()  # type: ignore[no-any-return]
+
+    def list_triggers(self) -> list[dict[str, Any]]:
+        return self._pages("/triggers", limit=None)
+
+    def fire_trigger(self, name: str, *, reason: str | None = None,
+                     context: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._request("POST", f"/triggers/{_q(name)}/fire",
+                             json={"reason": reason, "context": context}).json()  # type: ignore[no-any-return]
+
+    # -- lineage and audit ----------------------------------------------------
+
+    def lineage(self, obj: str, *, direction: str = "both", max_depth: int = 50,
+                format: str = "json") -> Any:  # noqa: A002
+        response = self._request("GET", "/lineage", params={"object": obj, "direction": direction,
+                                                             "max_depth": max_depth, "format": format})
+        return response.json() if format == "json" else response.text
+
+    def audit_log(self, *, actor: str | None = None, action: str | None = None,
+                  object: str | None = None, since: str | None = None, until: str | None = None,  # noqa: A002
+                  limit: int | None = 100, newest_first: bool = True) -> list[dict[str, Any]]:
+        return self._pages("/audit", limit=limit, actor=actor, action=action, object=object, since=since,
+                           until=until, oldest_first=not newest_first)
+
+    def verify_audit(self) -> list[dict[str, Any]]:
+        """The chain's problems; an empty list means intact (as :func:`loopml.metadata.audit.verify_audit`)."""
+        return self._get("/audit/verify")["problems"]  # type: ignore[no-any-return]
+
+    def export_audit(self, path: str | Path) -> int:
+        """Download the log as JSON Lines to ``path``; returns the number of events."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = self._request("GET", "/audit/export").content
+        target.write_bytes(data)
+        return data.count(b"\n")

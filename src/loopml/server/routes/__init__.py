@@ -1,0 +1,33 @@
+"""One router per noun; :data:`ROUTERS` is what the app mounts, in order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from loopml.server.routes import (
+    alerts,
+    audit,
+    datasets,
+    deployments,
+    identity,
+    lineage,
+    models,
+    monitors,
+    runs,
+    triggers,
+)
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: list[APIRouter] = [
+    identity.router,
+    datasets.router,
+    runs.router,
+    models.router,
+    deployments.router,
+    monitors.router,
+    alerts.router,
+    triggers.router,
+    lineage.router,
+    audit.router,
+]

@@ -1,0 +1,51 @@
+"""``/datasets``: list, versions, show, and ingest an uploaded CSV or Parquet file."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from loopml.ingest import get_dataset_version, ingest, list_datasets, list_versions
+from loopml.server._auth import Ctx, allow
+from loopml.server._errors import ERROR_RESPONSES
+from loopml.server._pagination import Page, PageParams, page_of, page_params
+from loopml.server._schemas import DatasetOut, DatasetVersionOut
+from loopml.server._uploads import UPLOAD_BODY, spooled_upload
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+
+NAME = Path(min_length=1, max_length=128, description="Dataset name")
+
+
+@router.get("", response_model=Page[DatasetOut], summary="List datasets")
+def datasets(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("dataset.read"))) -> dict[str, Any]:
+    return page_of(list_datasets(ctx.ws), page)
+
+
+@router.get("/{name}/versions", response_model=Page[DatasetVersionOut], summary="List a dataset's versions")
+def versions(name: str = NAME, page: PageParams = Depends(page_params),
+             ctx: Ctx = Depends(allow("dataset.read"))) -> dict[str, Any]:
+    return page_of(list_versions(ctx.ws, name), page, to_dict=lambda r: r.to_dict(profile=False))
+
+
+@router.get("/{name}/versions/{version}", response_model=DatasetVersionOut, summary="Show one version with its profile")
+def show(name: str = NAME,
+         version: str = Path(pattern=r"^([1-9][0-9]{0,8}|latest)$", description="A version number or 'latest'"),
+         ctx: Ctx = Depends(allow("dataset.read"))) -> dict[str, Any]:
+    return get_dataset_version(ctx.ws, f"{name}@{version}").to_dict()
+
+
+@router.post("/{name}/versions", response_model=DatasetVersionOut, status_code=201,
+             summary="Ingest an uploaded CSV or Parquet file as a new version",
+             openapi_extra={"requestBody": UPLOAD_BODY})
+async def upload(request: Request, name: str = NAME,
+                 format: Literal["csv", "parquet"] | None = Query(None, description="Default: from Content-Type"),  # noqa: A002
+                 description: str | None = Query(None, max_length=2000),
+                 target: str | None = Query(None, max_length=128, description="The label column"),
+                 ctx: Ctx = Depends(allow("dataset.write"))) -> dict[str, Any]:
+    async with spooled_upload(request, format) as (path, fmt):
+        record = await run_in_threadpool(ingest, ctx.ws, path, name, description=description, format=fmt,
+                                         target=target)
+    return record.to_dict(profile=False)

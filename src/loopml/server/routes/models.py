@@ -1,0 +1,84 @@
+"""``/models``: the registry — models, versions, aliases (set, delete, history)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from loopml.governance.identity import Identity, alias_action
+from loopml.register import (
+    alias_history,
+    delete_alias,
+    get_model,
+    list_aliases,
+    list_models,
+    list_versions,
+    resolve,
+    set_alias,
+)
+from loopml.server._auth import Ctx, allow
+from loopml.server._errors import ERROR_RESPONSES
+from loopml.server._pagination import Page, PageParams, page_of, page_params
+from loopml.server._schemas import AliasChangeOut, AliasOut, ModelOut, ModelVersionOut, SetAliasIn
+from loopml.workspace import Workspace
+
+router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
+
+NAME = Path(min_length=1, max_length=128, description="Registered model name")
+ALIAS = Path(min_length=1, max_length=128, description="Alias, e.g. champion, challenger")
+
+
+def _alias_action(request: Request, _identity: Identity, _ws: Workspace) -> str:
+    # Protected aliases (champion) need an approval: a different action.
+    return alias_action(str(request.path_params.get("alias", "")))
+
+
+@router.get("", response_model=Page[ModelOut], summary="List registered models")
+def models(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return page_of(list_models(ctx.ws), page)
+
+
+@router.get("/resolve", response_model=ModelVersionOut, summary="Resolve NAME@ALIAS or NAME/VERSION")
+def resolve_ref(ref: str = Query(..., min_length=1, max_length=300), ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return resolve(ctx.ws, ref).to_dict()
+
+
+@router.get("/{name}", response_model=ModelOut, summary="Show a model")
+def show(name: str = NAME, ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return get_model(ctx.ws, name).to_dict()
+
+
+@router.get("/{name}/versions", response_model=Page[ModelVersionOut], summary="List a model's versions")
+def versions(name: str = NAME, page: PageParams = Depends(page_params),
+             ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return page_of(list_versions(ctx.ws, name), page)
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersionOut, summary="Show one model version")
+def show_version(name: str = NAME, version: int = Path(ge=1, le=2_147_483_647),
+                 ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return resolve(ctx.ws, f"{name}/{version}").to_dict()
+
+
+@router.get("/{name}/aliases", response_model=list[AliasOut], summary="Where each alias points")
+def aliases(name: str = NAME, ctx: Ctx = Depends(allow("model.read"))) -> list[dict[str, Any]]:
+    return [a.to_dict() for a in list_aliases(ctx.ws, name)]
+
+
+@router.get("/{name}/aliases/history", response_model=Page[AliasChangeOut], summary="Every alias move")
+def history(name: str = NAME, alias: str | None = Query(None, max_length=128),
+            page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("model.read"))) -> dict[str, Any]:
+    return page_of(alias_history(ctx.ws, name, alias), page)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasOut, summary="Point an alias at a version")
+def put_alias(body: SetAliasIn, name: str = NAME, alias: str = ALIAS,
+              ctx: Ctx = Depends(allow(_alias_action))) -> dict[str, Any]:
+    return set_alias(ctx.ws, name, alias, body.version, reason=body.reason).to_dict()
+
+
+@router.delete("/{name}/aliases/{alias}", response_model=AliasOut, summary="Remove an alias")
+def remove_alias(name: str = NAME, alias: str = ALIAS, reason: str | None = Query(None, max_length=2000),
+                 ctx: Ctx = Depends(allow(_alias_action))) -> dict[str, Any]:
+    return delete_alias(ctx.ws, name, alias, reason=reason).to_dict()

@@ -1,0 +1,41 @@
+"""``/triggers`` and ``/run-requests``: list, show, fire; what the firings asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from loopml.server._auth import Ctx, allow
+from loopml.server._errors import ERROR_RESPONSES
+from loopml.server._pagination import Page, PageParams, page_of, page_params, page_probe
+from loopml.server._schemas import FireIn, RunRequestOut, TriggerOut
+from loopml.trigger import fire_trigger, get_trigger, list_run_requests, list_triggers
+
+router = APIRouter(tags=["triggers"], responses=ERROR_RESPONSES)
+
+NAME = Path(min_length=1, max_length=128, description="Trigger name")
+
+
+@router.get("/triggers", response_model=Page[TriggerOut], summary="List triggers")
+def triggers(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("trigger.read"))) -> dict[str, Any]:
+    return page_of(list_triggers(ctx.ws), page)
+
+
+@router.get("/triggers/{name}", response_model=TriggerOut, summary="Show a trigger")
+def show(name: str = NAME, ctx: Ctx = Depends(allow("trigger.read"))) -> dict[str, Any]:
+    return get_trigger(ctx.ws, name).to_dict()
+
+
+@router.post("/triggers/{name}/fire", response_model=RunRequestOut, status_code=201,
+             summary="Fire a trigger now (queues a run request)")
+def fire(name: str = NAME, body: FireIn | None = None, ctx: Ctx = Depends(allow("trigger.fire"))) -> dict[str, Any]:
+    return fire_trigger(ctx.ws, name, reason=body.reason if body else None,
+                        context=body.context if body else None).to_dict()
+
+
+@router.get("/run-requests", response_model=Page[RunRequestOut], summary="Run requests, newest first")
+def run_requests(status: str | None = Query(None, max_length=32), page: PageParams = Depends(page_params),
+                 ctx: Ctx = Depends(allow("trigger.read"))) -> dict[str, Any]:
+    found = list_run_requests(ctx.ws, status=status, limit=page.offset + page.limit + 1)
+    return page_probe(found, page)

@@ -1,0 +1,402 @@
+"""Hyper-parameter search with Optuna (TPE, seeded), one callback per trial.
+
+The search space is a YAML-friendly mapping, checked here without Optuna so
+a recipe can be validated on a machine without the ``tune`` extra::
+
+    max_depth:     {type: int, low: 2, high: 8}
+    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}
+    max_iter:      {type: categorical, choices: [100, 200]}
+
+Pruning needs intermediate values, which most scikit-learn estimators do not
+report; so each trial is trained on growing shares of the training rows
+(1/4, 1/2, all) and scored on the validation frame after each, and Optuna's
+median pruner stops trials that trail the others early on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from loopml.kernel.exceptions import MissingExtraError, SpecError, TrainingError, ValidationError
+from loopml.train._estimator import (
+    PreprocessMode,
+    TrainedModel,
+    _init_params,
+    _import_class,
+    build_estimator,
+    infer_task,
+    train_model,
+)
+from loopml.train._scoring import check_metric, metric_direction, score
+
+__all__ = ["ParamSpec", "SearchResult", "TrialResult", "parse_space", "search"]
+
+TrialState = Literal["complete", "pruned", "failed"]
+_SPEC_KEYS: dict[str, tuple[str, ...]] = {
+    "int": ("type", "low", "high", "step", "log"),
+    "float": ("type", "low", "high", "step", "log"),
+    "categorical": ("type", "choices"),
+}
+_RUNGS = (0.25, 0.5, 1.0)
+# A rung below this many rows says too little to prune on.
+_MIN_RUNG_ROWS = 100
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter: an int or float range, or a list of choices."""
+
+    name: str
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def to_distribution(self) -> Any:
+        """The Optuna distribution (imports optuna)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.type == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))  # type: ignore[arg-type]
+        if self.type == "float":
+            return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)  # type: ignore[arg-type]
+        return CategoricalDistribution(list(self.choices))
+
+
+def _spec_error(name: str, message: str, key: str) -> SpecError:
+    return SpecError(f"search space parameter {name!r}: {message}", field=f"space.{name}.{key}", rule="space")
+
+
+def _number(name: str, spec: Mapping[str, Any], key: str, kind: str) -> float:
+    value = spec.get(key)
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise _spec_error(name, f"{key!r} must be {'an integer' if kind == 'int' else 'a number'}; got {value!r}", key)
+    return value  # type: ignore[return-value]
+
+
+def parse_space(space: Mapping[str, Any]) -> dict[str, ParamSpec]:
+    """Check a YAML-friendly search space and return one :class:`ParamSpec` per parameter.
+
+    Raises:
+        SpecError: naming the parameter, the key and the allowed values.
+    """
+    if not isinstance(space, Mapping) or not space:
+        raise SpecError(
+            "search space must be a non-empty mapping of parameter name to spec, e.g. "
+            "{'max_depth': {'type': 'int', 'low': 2, 'high': 8}}",
+            field="space",
+            rule="space",
+        )
+    out: dict[str, ParamSpec] = {}
+    for name, spec in space.items():
+        if not isinstance(spec, Mapping):
+            raise _spec_error(str(name), f"spec must be a mapping with a 'type'; got {spec!r}", "type")
+        kind = spec.get("type")
+        if kind not in _SPEC_KEYS:
+            raise _spec_error(str(name), f"type {kind!r} is unknown; allowed: {', '.join(_SPEC_KEYS)}", "type")
+        unknown = sorted(set(spec) - set(_SPEC_KEYS[kind]))
+        if unknown:
+            raise _spec_error(
+                str(name),
+                f"unknown key(s) {', '.join(map(repr, unknown))} for type {kind!r}; "
+                f"allowed: {', '.join(_SPEC_KEYS[kind])}",
+                unknown[0],
+            )
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices:
+                raise _spec_error(str(name), f"'choices' must be a non-empty list; got {choices!r}", "choices")
+            bad = [c for c in choices if not (c is None or isinstance(c, (bool, int, float, str)))]
+            if bad:
+                raise _spec_error(
+                    str(name), f"choices must be null, bool, int, float or string; got {bad[0]!r}", "choices"
+                )
+            out[str(name)] = ParamSpec(name=str(name), type="categorical", choices=tuple(choices))
+            continue
+        low = _number(str(name), spec, "low", kind)
+        high = _number(str(name), spec, "high", kind)
+        if low > high:
+            raise _spec_error(str(name), f"'low' ({low}) must not exceed 'high' ({high})", "low")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise _spec_error(str(name), f"'log' must be true or false; got {log!r}", "log")
+        if log and low <= 0:
+            raise _spec_error(str(name), f"'log': true needs 'low' > 0; got {low}", "log")
+        step = spec.get("step")
+        if step is not None:
+            step = _number(str(name), spec, "step", kind)
+            if step <= 0:
+                raise _spec_error(str(name), f"'step' must be > 0; got {step}", "step")
+            if log:
+                raise _spec_error(str(name), "'step' and 'log': true cannot be combined", "step")
+        out[str(name)] = ParamSpec(name=str(name), type=kind, low=low, high=high, log=log, step=step)
+    return out
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One finished trial, as handed to ``on_trial`` (e.g. to record a child run)."""
+
+    number: int
+    params: dict[str, Any]
+    value: float | None
+    state: TrialState
+    duration_s: float
+    error: str | None = None
+    steps: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "number": self.number,
+            "params": dict(self.params),
+            "value": self.value,
+            "state": self.state,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "steps": list(self.steps),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """The best trial and every trial.
+
+    ``best_params`` holds the searched values only (as in ``TrialResult.params``);
+    ``best_model`` was fitted on all training rows with ``base_params``
+    overlaid by them.
+    """
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    best_model: TrainedModel
+    trials: tuple[TrialResult, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (without the model)."""
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "best_params": dict(self.best_params),
+            "best_value": self.best_value,
+            "best_trial": self.best_trial,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as exc:
+        raise MissingExtraError("optuna", "tune", "hyper-parameter search") from exc
+    return optuna
+
+
+def _rungs(train_df: pd.DataFrame, target: str, task: str, pruning: bool, seed: int) -> list[pd.DataFrame]:
+    """Growing prefixes of one fixed shuffle of the training rows (the last is all of them)."""
+    if not pruning:
+        return [train_df]
+    order = np.random.default_rng(seed).permutation(len(train_df))
+    shuffled = train_df.iloc[order]
+    n_classes = train_df[target].nunique() if task == "classification" else 0
+    rungs = []
+    for share in _RUNGS[:-1]:
+        part = shuffled.iloc[: math.ceil(share * len(train_df))]
+        if len(part) < _MIN_RUNG_ROWS or (n_classes and part[target].nunique() < n_classes):
+            continue
+        rungs.append(part)
+    rungs.append(train_df)
+    return rungs
+
+
+def _holdout(train_df: pd.DataFrame, target: str, task: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A validation part carved from the training rows when the caller has none."""
+    from loopml.train._split import split_frame
+
+    method = "stratified" if task == "classification" else "random"
+    try:
+        parts = split_frame(train_df, method=method, target=target, test_size=0.2, seed=seed)
+    except ValidationError:
+        parts = split_frame(train_df, method="random", target=target, test_size=0.2, seed=seed)
+    return parts.train, parts.test
+
+
+def search(
+    train_df: pd.DataFrame,
+    validation_df: pd.DataFrame | None,
+    *,
+    target: str,
+    estimator: str,
+    space: Mapping[str, Any],
+    n_trials: int = 20,
+    metric: str,
+    direction: Literal["maximize", "minimize"] | None = None,
+    seed: int = 0,
+    on_trial: Callable[[TrialResult], None] | None = None,
+    pruner: bool = True,
+    base_params: Mapping[str, Any] | None = None,
+    features: Sequence[str] | None = None,
+    preprocess: PreprocessMode = "auto",
+    positive_label: Any = None,
+    timeout_s: float | None = None,
+) -> SearchResult:
+    """Search ``space`` for the ``estimator`` params that score best on ``validation_df``.
+
+    Each trial trains with ``base_params`` (fixed) overlaid by the sampled values,
+    scores ``metric`` on the validation frame (carved from ``train_df``, 20%,
+    when it is None) and calls ``on_trial`` with a :class:`TrialResult`, for
+    every trial whatever its state. ``direction`` defaults to the metric's
+    own (``maximize`` for roc_auc, ``minimize`` for rmse ...). A trial whose
+    params the estimator rejects is recorded as ``failed`` and the search goes
+    on; an exception from ``on_trial`` stops the search.
+
+    Raises:
+        MissingExtraError: optuna is not installed (``loopml[tune]``).
+        SpecError: a bad space.
+        ValidationError: bad metric, direction, n_trials or columns.
+        TrainingError: every trial failed.
+    """
+    specs = parse_space(space)
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise ValidationError(f"n_trials must be a positive integer; got {n_trials!r}", field="n_trials", rule="range")
+    inferred = metric_direction(metric)
+    if direction is None:
+        direction = inferred  # type: ignore[assignment]
+    elif direction not in ("maximize", "minimize"):
+        raise ValidationError(
+            f"direction {direction!r} is unknown; allowed: maximize, minimize", field="direction", rule="choice"
+        )
+    fixed = dict(base_params or {})
+    allowed = _init_params(_import_class(estimator))
+    if allowed is not None:
+        unknown = sorted(set(specs) - allowed)
+        if unknown:
+            raise SpecError(
+                f"search space names parameter(s) {', '.join(map(repr, unknown))} that estimator "
+                f"{estimator!r} does not have; allowed: {', '.join(sorted(allowed))}",
+                field="space",
+                rule="param",
+            )
+    if target not in train_df.columns:
+        raise ValidationError(
+            f"target {target!r} is not a column; columns: {', '.join(map(str, train_df.columns))}",
+            field="target",
+            rule="column",
+        )
+    task = infer_task(train_df[target], build_estimator(estimator, fixed))
+    check_metric(metric, task)
+    if validation_df is None:
+        train_df, validation_df = _holdout(train_df, target, task, seed)
+    elif target not in validation_df.columns:
+        raise ValidationError(
+            f"validation_df has no target column {target!r}", field="validation_df", rule="column"
+        )
+
+    optuna = _import_optuna()
+    from optuna.trial import TrialState as OptunaState
+
+    if pruner is True:
+        optuna_pruner: Any = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    elif pruner is False or pruner is None:
+        optuna_pruner = optuna.pruners.NopPruner()
+    else:
+        optuna_pruner = pruner  # an Optuna pruner object
+    study = optuna.create_study(
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna_pruner
+    )
+    distributions = {name: spec.to_distribution() for name, spec in specs.items()}
+    rungs = _rungs(train_df, target, task, pruner is not False and pruner is not None, seed)
+
+    trials: list[TrialResult] = []
+    best: tuple[float, int, dict[str, Any], TrainedModel] | None = None
+    first_error: str | None = None
+    started = time.monotonic()
+    for _ in range(n_trials):
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            break
+        trial = study.ask(distributions)
+        sampled = dict(trial.params)
+        full = {**fixed, **sampled}
+        t0 = time.perf_counter()
+        steps: list[float] = []
+        state: TrialState = "complete"
+        error: str | None = None
+        model: TrainedModel | None = None
+        try:
+            for step, rows in enumerate(rungs):
+                model = train_model(
+                    rows, target=target, estimator=estimator, params=full, features=features,
+                    preprocess=preprocess, seed=seed,
+                )
+                value = score(model, validation_df, target, metric, positive_label)
+                if not math.isfinite(value):
+                    raise TrainingError(f"metric {metric!r} is not finite ({value})")
+                steps.append(value)
+                if step < len(rungs) - 1:
+                    trial.report(value, step)
+                    if trial.should_prune():
+                        state = "pruned"
+                        break
+        except (TrainingError, ValidationError) as exc:
+            # Only what the sampled values can cause fails a trial; a bad
+            # column or label would fail every trial alike, so it stops here.
+            if isinstance(exc, ValidationError) and exc.rule != "construct":
+                raise
+            state, error = "failed", str(exc)
+            first_error = first_error or error
+        duration = time.perf_counter() - t0
+        if state == "complete":
+            study.tell(trial, steps[-1])
+        elif state == "pruned":
+            study.tell(trial, state=OptunaState.PRUNED)
+        else:
+            study.tell(trial, state=OptunaState.FAIL)
+        result = TrialResult(
+            number=trial.number,
+            params=sampled,
+            value=steps[-1] if steps and state != "failed" else None,
+            state=state,
+            duration_s=duration,
+            error=error,
+            steps=tuple(steps),
+        )
+        trials.append(result)
+        if state == "complete" and model is not None:
+            better = best is None or (steps[-1] > best[0] if direction == "maximize" else steps[-1] < best[0])
+            if better:
+                best = (steps[-1], trial.number, sampled, model)
+        if on_trial is not None:
+            on_trial(result)
+    if best is None:
+        raise TrainingError(
+            f"search over {estimator!r}: none of {len(trials)} trials completed; first error: {first_error}"
+        )
+    return SearchResult(
+        metric=metric,
+        direction=direction,  # type: ignore[arg-type]
+        best_params=best[2],
+        best_value=best[0],
+        best_trial=best[1],
+        best_model=best[3],
+        trials=tuple(trials),
+    )

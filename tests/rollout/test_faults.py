@@ -1,0 +1,263 @@
+"""Progressive delivery under faults: a real server, real traffic, the real prediction log and controller.
+
+Each test registers real scikit-learn models (faulty candidates wrap one; see
+``faulty_models.py``), serves the endpoint by its traffic policy on a free
+loopback port, sends traffic with httpx, and drives the controller by calling
+it (``min_seconds=0``, small ``min_requests``): no test sleeps for a step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from loopml.deploy import deploy, get_endpoint, get_rollout, promote, shadow_endpoint_name, traffic_history
+from loopml.predictions import count_predictions, open_prediction_log, query_predictions, record_feedback
+from loopml.register import register_model, resolve
+from loopml.rollout import analyze_rollout, controller_tick
+
+_spec = importlib.util.spec_from_file_location("faulty_models", Path(__file__).with_name("faulty_models.py"))
+fm = sys.modules.get("faulty_models")
+if fm is None:  # importable by name, so the registry's pickles of its classes load back
+    fm = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+    sys.modules["faulty_models"] = fm
+    _spec.loader.exec_module(fm)  # type: ignore[union-attr]
+
+ENDPOINT = "churn-api"
+FAST = {"min_seconds": 0.0, "interval_s": 0.0}
+
+
+class Rig:
+    """A workspace with v1 on ``churn-api``, a server routing by its policy, and a traffic source."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.base = fm.fit(0)
+        self.v1 = self.register(self.base)
+        deploy(ws, ENDPOINT, f"churn/{self.v1}")
+        self.rows, self.labels = fm.make_rows(4000, seed=42)
+        self.records = self.rows.astype(object).where(self.rows.notna(), None).to_dict("records")
+        self.server: Any = None
+        self.log: Any = None
+        self.sent = 0
+
+    def register(self, estimator: Any) -> int:
+        return register_model(self.ws, "churn", estimator, signature=fm.SIGNATURE, task="classification",
+                              gates_passed=True).version
+
+    # ------------------------------------------------------------ server
+
+    def start(self) -> Rig:
+        from loopml.serve import create_app
+
+        self.log = open_prediction_log(self.ws, flush_interval_s=0.05, roll_interval_s=0.1)
+        app = create_app(ENDPOINT, workspace=self.ws, sink=self.log,
+                         settings={"poll_interval_s": 0.05, "max_batch_wait_ms": 0})
+        self.router = app.endpoints[ENDPOINT].router
+        self.server = fm.ThreadServer(app).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()  # the app's shutdown closes the log: nothing submitted is lost
+            self.server = None
+
+    def sync(self) -> int:
+        """Wait until the server routes by the stored policy; its revision."""
+        want = get_endpoint(self.ws, ENDPOINT).revision
+        deadline = time.monotonic() + 10
+        while self.router.table.revision != want:
+            assert time.monotonic() < deadline, "the server did not pick up the policy"
+            time.sleep(0.02)
+        return want
+
+    def traffic(self, n: int, *, threads: int = 2, keys: list[str] | None = None) -> list[dict[str, Any]]:
+        """``n`` single-row requests; what each client saw (status, answering version, request id, true label)."""
+        start, self.sent = self.sent, self.sent + n
+        out: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        def worker(idx: list[int]) -> None:
+            with httpx.Client(base_url=self.server.url, timeout=30) as client:
+                for i in idx:
+                    j = i % len(self.records)
+                    headers = {"X-Request-ID": f"q{i}"}
+                    if keys:
+                        headers["X-Request-Key"] = keys[i % len(keys)]
+                    r = client.post("/invocations", json={"dataframe_records": [self.records[j]]}, headers=headers)
+                    seen = {"rid": f"q{i}", "status": r.status_code, "version": int(r.headers["x-model-version"]),
+                            "label": int(self.labels[j]), "key": headers.get("X-Request-Key")}
+                    with lock:
+                        out.append(seen)
+
+        idx = list(range(start, start + n))
+        pool = [threading.Thread(target=worker, args=(idx[k::threads],)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        self.log.flush()
+        return out
+
+    def tick(self) -> str:
+        decisions = controller_tick(self.ws)
+        assert len(decisions) == 1, decisions
+        self.last = decisions[0]
+        return decisions[0].action
+
+    def revisions(self) -> list[int]:
+        return [h.revision for h in traffic_history(self.ws, ENDPOINT)]
+
+
+@pytest.fixture
+def rig(sqlite_workspace: Any) -> Iterator[Rig]:
+    r = Rig(sqlite_workspace)
+    yield r
+    r.stop()
+
+
+def test_a_canary_raising_on_a_fifth_of_requests_is_rolled_back(rig: Rig) -> None:
+    v2 = rig.register(fm.RaisesOnAFifth(rig.base))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.25, 1.0], min_requests=40, **FAST)
+    rig.start().sync()
+    seen = rig.traffic(280)
+    failed = [s for s in seen if s["status"] != 200]
+    assert failed and {s["version"] for s in failed} == {v2}  # errors only from the canary share
+    assert {s["status"] for s in failed} == {422}
+    canary = [s for s in seen if s["version"] == v2]
+    assert 0.1 < len(failed) / len(canary) < 0.35
+    assert rig.tick() == "rollback", rig.last.reason
+    r = get_rollout(rig.ws, ENDPOINT)
+    assert r.status == "rolled_back" and "error_rate breached" in r.evidence[-1]["reason"]
+    rig.sync()
+    after = rig.traffic(60)
+    assert {(s["status"], s["version"]) for s in after} == {(200, rig.v1)}  # no error past the rollback
+    assert resolve(rig.ws, "churn@champion").version == rig.v1
+
+
+def test_a_five_times_slower_candidate_is_rolled_back_on_latency(rig: Rig) -> None:
+    v2 = rig.register(fm.Slow(rig.base, delay_s=0.02))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.5, 1.0], min_requests=30, **FAST)
+    rig.start().sync()
+    seen = rig.traffic(100, threads=1)
+    assert {s["status"] for s in seen} == {200}
+    assert rig.tick() == "rollback"
+    reason = get_rollout(rig.ws, ENDPOINT).evidence[-1]["reason"]
+    assert "latency_p95 breached" in reason and "error_rate" not in reason
+    assert get_endpoint(rig.ws, ENDPOINT).serving_versions == [rig.v1]
+
+
+def test_worse_accuracy_is_held_until_labels_arrive_then_rolled_back(rig: Rig) -> None:
+    v2 = rig.register(fm.WorseOnTwoFifths(rig.base))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.5, 1.0], min_requests=30,
+           metric="accuracy", min_labels=40, **FAST)
+    rig.start().sync()
+    seen = rig.traffic(200)
+    by_version = {v: [s for s in seen if s["version"] == v] for v in (rig.v1, v2)}
+    assert all(len(x) >= 60 for x in by_version.values())
+    early = by_version[rig.v1][:20] + by_version[v2][:20]  # labels trickle in
+    record_feedback(rig.ws, ENDPOINT, [{"request_id": s["rid"], "label": s["label"]} for s in early])
+    revision = rig.revisions()[-1]
+    assert rig.tick() == "hold"
+    r = get_rollout(rig.ws, ENDPOINT)
+    assert r.status == "running" and "metric_accuracy" in r.evidence[-1]["reason"]
+    assert rig.revisions()[-1] == revision  # held: no traffic change
+    late = by_version[rig.v1][20:] + by_version[v2][20:]
+    record_feedback(rig.ws, ENDPOINT, [{"request_id": s["rid"], "label": s["label"]} for s in late])
+    assert rig.tick() == "rollback"
+    assert "metric_accuracy breached" in get_rollout(rig.ws, ENDPOINT).evidence[-1]["reason"]
+    assert get_endpoint(rig.ws, ENDPOINT).serving_versions == [rig.v1]
+
+
+@pytest.mark.slow
+def test_a_healthy_canary_is_promoted_to_all_traffic_and_champion(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.25, 0.5, 1.0], min_requests=30, **FAST)
+    rig.start().sync()
+    rig.traffic(200)
+    assert rig.tick() == "advance", rig.last.reason
+    assert get_rollout(rig.ws, ENDPOINT).step == 1
+    rig.sync()
+    seen = rig.traffic(120)
+    assert {s["version"] for s in seen} == {rig.v1, v2}
+    assert rig.tick() == "advance", rig.last.reason  # past the last step: the advance promotes
+    assert get_rollout(rig.ws, ENDPOINT).status == "promoted"
+    assert resolve(rig.ws, "churn@champion").version == v2
+    endpoint = get_endpoint(rig.ws, ENDPOINT)
+    assert endpoint.serving_versions == [v2] and endpoint.policy["standby"] == [rig.v1]
+    rig.sync()
+    assert {(s["status"], s["version"]) for s in rig.traffic(40)} == {(200, v2)}
+    assert [m.version for m in rig.router.standby_models()] == [rig.v1]  # kept warm for a rollback
+
+
+@pytest.mark.slow
+def test_a_controller_and_server_restart_mid_rollout_resume_without_flapping(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.25, 0.5, 1.0], min_requests=30,
+           min_seconds=0.0, interval_s=60.0)
+    rig.start().sync()
+    rig.traffic(200)
+    assert rig.tick() == "advance", rig.last.reason
+    history = rig.revisions()
+    # The controller is killed after deciding; a new one starts at once: it reads the stored state.
+    assert rig.tick() == "skip"
+    # The server restarts mid-step: it comes back on the stored policy, not on an older one.
+    rig.stop()
+    rig.start()
+    assert rig.router.table.revision == history[-1]
+    assert {m.version: w for m, w in zip(rig.router.models(), (0.5, 0.5), strict=True)} == {rig.v1: 0.5, v2: 0.5}
+    forced = analyze_rollout(rig.ws, get_rollout(rig.ws, ENDPOINT), force=True)
+    assert forced.action == "hold"  # the new step has no data yet: hold, never step back
+    assert rig.revisions() == history
+    rig.traffic(120)
+    final = analyze_rollout(rig.ws, get_rollout(rig.ws, ENDPOINT), force=True)
+    assert final.action == "advance" and get_rollout(rig.ws, ENDPOINT).status == "promoted", final.reason
+    reasons = [h.reason for h in traffic_history(rig.ws, ENDPOINT)]
+    assert reasons[1:] == ["canary rollout 2 started", "canary step 1", "final step passed"]
+
+
+def test_shadow_answers_are_logged_apart_and_never_returned(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="shadow", min_requests=30, **FAST)
+    rig.start().sync()
+    seen = rig.traffic(80)
+    assert {(s["status"], s["version"]) for s in seen} == {(200, rig.v1)}
+    shadow = shadow_endpoint_name(ENDPOINT)
+    deadline = time.monotonic() + 10
+    while count_predictions(rig.ws, shadow) < 80:
+        assert time.monotonic() < deadline, "shadow answers were not logged"
+        time.sleep(0.05)
+        rig.log.flush()
+    logged = query_predictions(rig.ws, shadow, columns=["request_id", "model_version", "status"])
+    assert set(logged["model_version"]) == {v2} and set(logged["request_id"]) == {s["rid"] for s in seen}
+    assert set(query_predictions(rig.ws, ENDPOINT, columns=["model_version"])["model_version"]) == {rig.v1}
+    decision = controller_tick(rig.ws)[0]
+    assert decision.action == "hold" and "promote manually" in decision.reason
+    assert next(s for s in decision.signals if s["name"] == "error_rate")["n_candidate"] >= 80
+    promote(rig.ws, ENDPOINT, reason="shadow looked fine")
+    rig.sync()
+    assert {s["version"] for s in rig.traffic(20)} == {v2}
+
+
+def test_ab_assignment_is_sticky_by_request_key(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="ab", split=0.5, **FAST)
+    rig.start().sync()
+    keys = [f"user-{i}" for i in range(30)]
+    seen = rig.traffic(150, keys=keys)
+    by_key: dict[str, set[int]] = {}
+    for s in seen:
+        by_key.setdefault(s["key"], set()).add(s["version"])
+    assert all(len(v) == 1 for v in by_key.values())  # the same key always gets the same version
+    assert set().union(*by_key.values()) == {rig.v1, v2}
+    assert rig.tick() == "hold"  # A/B waits for its metric; it never promotes on its own (auto=False)
+    assert np.isclose(get_endpoint(rig.ws, ENDPOINT).policy["routes"][1]["weight"], 0.5)

@@ -1,0 +1,198 @@
+"""PolicyRouter: routing by a versioned traffic policy, loads before switching, shadows off the response path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.serve import ModelRouter, create_app
+from loopml.serve._policy import PolicyRouter, sticky_bucket
+from tests.serve.conftest import FEATURES, ROWS_OK, SIGNATURE, FakeRecord, RecordingSink, StandInModel
+
+ROW = dict(zip(FEATURES, ROWS_OK[0], strict=True))
+
+
+def _policy(routes: list[tuple[int, float]], *, standby: list[int] | None = None, shadow: list[int] | None = None,
+            sticky: bool = False) -> dict[str, Any]:
+    return {"model": "churn", "routes": [{"version": v, "weight": w, "role": "baseline" if i == 0 else "candidate"}
+                                         for i, (v, w) in enumerate(routes)],
+            "standby": standby or [], "shadow": shadow or [], "sticky": sticky}
+
+
+class FakeStore:
+    """Stands in for the endpoints table: a revision and a policy, and a log of loads."""
+
+    def __init__(self, trained: tuple[Any, Any], policy: dict[str, Any]) -> None:
+        self.revision, self.policy = 1, policy
+        self.loads: list[int] = []
+        self.revision_reads = 0
+        self.fail: set[int] = set()
+        self.estimators = {1: trained[0], 2: trained[1], 3: trained[0]}
+
+    def set(self, policy: dict[str, Any]) -> None:
+        self.revision, self.policy = self.revision + 1, policy
+
+    def fetch_revision(self) -> int:
+        self.revision_reads += 1
+        return self.revision
+
+    def fetch_policy(self) -> tuple[int, dict[str, Any]]:
+        return self.revision, self.policy
+
+    def load(self, model: str, version: int) -> StandInModel:
+        if version in self.fail:
+            raise RuntimeError(f"version {version} is corrupt")
+        self.loads.append(version)
+        return StandInModel(model, version, self.estimators[version], SIGNATURE, "classification",
+                            FakeRecord(version, f"sha256:{version}"))
+
+    def router(self, **options: Any) -> PolicyRouter:
+        return PolicyRouter("churn-api", self.fetch_revision, self.fetch_policy, self.load, **options)
+
+
+def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)], shadow=[3]))
+    router = store.router()
+    assert isinstance(router, ModelRouter)
+    counts = Counter(router.route(f"r{i}").version for i in range(5000))
+    assert set(counts) == {1, 2} and 0.15 < counts[2] / 5000 < 0.25
+    assert [m.version for m in router.shadow_models()] == [3]
+    assert [m.version for m in router.models()] == [1, 2]
+
+
+def test_sticky_routing_keeps_a_key_on_one_version(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 0.5), (2, 0.5)], sticky=True))
+    router = store.router()
+    first = {f"user-{i}": router.route(f"user-{i}").version for i in range(400)}
+    assert all(router.route(k).version == v for k, v in first.items() for _ in range(3))
+    share = sum(v == 2 for v in first.values()) / len(first)
+    assert 0.4 < share < 0.6
+    assert sticky_bucket("user-1") == sticky_bucket("user-1") and 0 <= sticky_bucket("x") < 1
+
+
+def test_every_named_version_is_loaded_before_the_switch_and_reused_after(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 1.0)]))
+    router = store.router()
+    before = router.table
+    store.set(_policy([(1, 1.0)], standby=[2], shadow=[3]))  # blue-green standby + a shadow
+    table = router.check()
+    assert table is not None and router.table is before  # loaded, not yet switched
+    assert store.loads == [1, 2, 3]
+    router.switch(table)
+    assert [m.version for m in router.standby_models()] == [2] and router.swaps == 1
+    store.set(_policy([(2, 1.0)], standby=[1]))  # the atomic blue-green switch
+    assert router.refresh() is True
+    assert store.loads == [1, 2, 3]  # nothing reloaded: the standby was warm
+    assert router.route("any").version == 2 and router.pick("1") is not None and router.pick("3") is None
+    assert router.refresh() is False  # same revision: one cheap read, nothing else
+
+
+def test_a_failed_load_keeps_the_old_policy_serving(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 1.0)]))
+    router = store.router()
+    store.fail.add(2)
+    store.set(_policy([(1, 0.5), (2, 0.5)]))
+    assert router.refresh() is False
+    assert router.table.revision == 1 and "version 2 is corrupt" in (router.last_error or "")
+    store.fail.clear()
+    assert router.refresh() is True and router.last_error is None and router.table.revision == 2
+
+
+def test_poll_runs_off_the_event_loop(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 1.0)]))
+    router = store.router(poll_interval_s=0.01)
+    loop_thread: list[bool] = []
+
+    def fetch_revision() -> int:
+        try:
+            asyncio.get_running_loop()
+            loop_thread.append(True)
+        except RuntimeError:
+            loop_thread.append(False)
+        return store.revision
+
+    router._fetch_revision = fetch_revision
+    store.set(_policy([(2, 1.0)]))
+    assert asyncio.run(router.poll_once()) is True
+    assert loop_thread == [False] and router.route("k").version == 2
+
+
+def test_request_key_from_the_payload(trained: tuple[Any, Any]) -> None:
+    router = FakeStore(trained, _policy([(1, 1.0)])).router(key_field="user_id")
+    assert router.key_from_payload({"dataframe_records": [{"user_id": 7, "age": 3}]}) == "7"
+    assert router.key_from_payload({"dataframe_split": {"columns": ["a", "user_id"], "data": [[1, "u9"]]}}) == "u9"
+    assert router.key_from_payload({"inputs": [{"name": "user_id", "shape": [1], "datatype": "BYTES",
+                                                "data": ["u3"]}]}) == "u3"
+    assert router.key_from_payload({"parameters": {"user_id": "p"}, "inputs": []}) == "p"
+    assert router.key_from_payload({"instances": [[1, 2]]}) is None
+
+
+def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def test_server_routes_by_policy_and_logs_shadow_answers_apart(trained: tuple[Any, Any], serve: Any) -> None:
+    store = FakeStore(trained, _policy([(1, 0.5), (2, 0.5)], shadow=[3], sticky=True))
+    sink = RecordingSink()
+    srv = serve(create_app({"churn-api": store.router(poll_interval_s=0.05)}, sink=sink))
+    answered: dict[str, str] = {}
+    with httpx.Client(base_url=srv.url, timeout=10) as client:
+        for i in range(60):
+            key = f"user-{i % 20}"
+            r = client.post("/invocations", json={"dataframe_records": [ROW]},
+                            headers={"X-Request-Key": key, "X-Request-ID": f"req-{i}"})
+            assert r.status_code == 200
+            version = r.headers["x-model-version"]
+            assert answered.setdefault(key, version) == version  # sticky
+            assert version != "3"  # the shadow never answers
+        assert set(answered.values()) == {"1", "2"}
+        pinned = client.post("/v2/models/churn-api/versions/2/infer", json={"inputs": [
+            {"name": n, "shape": [1], "datatype": "BYTES" if n == "plan" else "FP64", "data": [v]}
+            for n, v in ROW.items()]})
+        assert pinned.status_code == 200 and pinned.json()["model_version"] == "2"
+        assert client.post("/v2/models/churn-api/versions/3/infer", json={"inputs": []}).status_code == 404
+        _wait(lambda: sum(r.endpoint == "churn-api.shadow" for r in sink.records) >= 61)
+        shadow = [r for r in sink.records if r.endpoint == "churn-api.shadow"]
+        main = [r for r in sink.records if r.endpoint == "churn-api" and r.status == 200]
+        assert {r.model_version for r in shadow} == {3} and {r.model_version for r in main} == {1, 2}
+        assert {r.request_id for r in shadow} >= {f"req-{i}" for i in range(60)}
+        # A policy change is picked up by the poller without a restart.
+        store.set(_policy([(3, 1.0)], standby=[1]))
+        _wait(lambda: client.post("/invocations", json={"dataframe_records": [ROW]}).headers["x-model-version"] == "3")
+        assert client.get("/v2/models/churn-api").json()["versions"] == ["3"]
+
+
+def test_serving_an_endpoint_name_follows_deploy(sqlite_workspace: Any, trained: tuple[Any, Any], serve: Any) -> None:
+    from loopml.deploy import deploy, get_endpoint, shadow_endpoint_name
+    from loopml.register import register_model
+    from loopml.rollout import shadow_endpoint
+    from tests.serve.conftest import training_frame
+
+    ws = sqlite_workspace
+    frame, _ = training_frame()
+    for est in trained:
+        register_model(ws, "churn", est, signature=SIGNATURE, gates_passed=True)
+    deploy(ws, "churn-api", "churn/1")
+    app = create_app("churn-api", workspace=ws, settings={"poll_interval_s": 0.05})
+    router = app.endpoints["churn-api"].router
+    assert isinstance(router, PolicyRouter) and router.route("x").version == 1
+    srv = serve(app)
+    deploy(ws, "churn-api", "churn/2", strategy="canary", steps=[0.5, 1.0])
+    _wait(lambda: router.table.revision == get_endpoint(ws, "churn-api").revision)
+    with httpx.Client(base_url=srv.url, timeout=10) as client:
+        seen = {client.post("/invocations", json={"dataframe_records": [ROW]}).json()["model_version"]
+                for _ in range(40)}
+    assert seen == {1, 2}
+    assert shadow_endpoint("e") == shadow_endpoint_name("e") == "e.shadow"
+    assert np.isfinite(pd.Series([1.0])).all()
