@@ -20,8 +20,20 @@ import httpx
 import numpy as np
 import pytest
 
-from loopml.deploy import deploy, get_endpoint, get_rollout, promote, shadow_endpoint_name, traffic_history
-from loopml.predictions import count_predictions, open_prediction_log, query_predictions, record_feedback
+from loopml.deploy import (
+    deploy,
+    get_endpoint,
+    get_rollout,
+    promote,
+    shadow_endpoint_name,
+    traffic_history,
+)
+from loopml.predictions import (
+    count_predictions,
+    open_prediction_log,
+    query_predictions,
+    record_feedback,
+)
 from loopml.register import register_model, resolve
 from loopml.rollout import analyze_rollout, controller_tick
 

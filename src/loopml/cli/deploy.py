@@ -13,7 +13,13 @@ from typing import Any
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import (
+    console,
+    handle_errors,
+    print_json,
+    print_table,
+    workspace,
+)
 
 __all__ = ["register"]
 
@@ -62,7 +68,7 @@ def read_spec(path: Path) -> dict[str, Any]:
     unknown = set(spec) - _SPEC_KEYS
     if unknown:
         raise ValidationError(f"deployment spec {str(path)!r}: unknown key(s) {', '.join(sorted(unknown))}; "
-                              f"allowed: {', '.join(sorted(_SPEC_KEYS))}", field=sorted(unknown)[0], rule="keys")
+                              f"allowed: {', '.join(sorted(_SPEC_KEYS))}", field=min(unknown), rule="keys")
     if spec.get("options") is not None and not isinstance(spec["options"], dict):
         raise ValidationError("deployment spec: 'options' must be a mapping", field="options", rule="type")
     return spec

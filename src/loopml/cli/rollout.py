@@ -12,7 +12,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import (
+    console,
+    handle_errors,
+    print_json,
+    print_table,
+    workspace,
+)
 
 app = typer.Typer(help="Rollouts: status, promote, roll back, pause, history; which version answered.",
                   no_args_is_help=True)

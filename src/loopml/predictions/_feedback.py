@@ -19,7 +19,7 @@ import pyarrow as pa
 from loopml.kernel.exceptions import ValidationError
 from loopml.kernel.types import check_name, new_id
 from loopml.predictions._files import parse_time, resolve_root, write_parquet_atomic
-from loopml.predictions._query import _connect, _source, _to_pandas, prediction_files, quote, window
+from loopml.predictions._query import _connect, _source, _to_pandas, duck_errors, prediction_files, quote, window
 from loopml.predictions._schema import TS_TYPE
 
 __all__ = ["FeedbackResult", "feedback_files", "join_feedback", "record_feedback"]
@@ -157,22 +157,23 @@ def join_feedback(ws_or_root: Any, endpoint: str, since: Any = None, until: Any 
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     con = _connect()
     try:
-        cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
-        select = ", ".join(f"p.{quote(c)}" for c in cols if c not in ("date", "hour"))
-        if ffiles:
-            params["ffiles"] = [str(f) for f in ffiles]
-            labels = (
-                "SELECT request_id, row, label, ts AS label_ts FROM "
-                "read_parquet($ffiles, hive_partitioning = false, union_by_name = true) "
-                "QUALIFY row_number() OVER (PARTITION BY request_id, row ORDER BY ts DESC, received_at DESC) = 1"
+        with duck_errors(endpoint):
+            cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
+            select = ", ".join(f"p.{quote(c)}" for c in cols if c not in ("date", "hour"))
+            if ffiles:
+                params["ffiles"] = [str(f) for f in ffiles]
+                labels = (
+                    "SELECT request_id, row, label, ts AS label_ts FROM "
+                    "read_parquet($ffiles, hive_partitioning = false, union_by_name = true) "
+                    "QUALIFY row_number() OVER (PARTITION BY request_id, row ORDER BY ts DESC, received_at DESC) = 1"
+                )
+            else:
+                labels = "SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS row, NULL AS label, NULL::TIMESTAMPTZ AS label_ts WHERE false"
+            sql = (
+                f"WITH p AS (SELECT * FROM {_source()}{where}), f AS ({labels}) "
+                f"SELECT {select}, f.label, f.label_ts FROM p LEFT JOIN f ON p.request_id = f.request_id AND coalesce(p.row, 0) = f.row "
+                "ORDER BY p.ts, p.request_id, p.row"
             )
-        else:
-            labels = "SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS row, NULL AS label, NULL::TIMESTAMPTZ AS label_ts WHERE false"
-        sql = (
-            f"WITH p AS (SELECT * FROM {_source()}{where}), f AS ({labels}) "
-            f"SELECT {select}, f.label, f.label_ts FROM p LEFT JOIN f ON p.request_id = f.request_id AND coalesce(p.row, 0) = f.row "
-            "ORDER BY p.ts, p.request_id, p.row"
-        )
-        return _to_pandas(con.sql(sql, params=params).to_arrow_table())
+            return _to_pandas(con.sql(sql, params=params).to_arrow_table())
     finally:
         con.close()

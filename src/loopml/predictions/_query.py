@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml.kernel.exceptions import NotFoundError, ValidationError
+from loopml.kernel.exceptions import DataError, NotFoundError, ValidationError
 from loopml.kernel.types import check_name
 from loopml.predictions._files import endpoint_dir, list_files, parse_time, resolve_root
 from loopml.predictions._schema import CORE_COLUMNS
@@ -99,6 +100,18 @@ def _connect() -> Any:
     return con
 
 
+@contextmanager
+def duck_errors(endpoint: str) -> Iterator[None]:
+    """No DuckDB exception leaves this package: a damaged log file is a ``DataError``."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise DataError(f"the prediction log of endpoint {endpoint!r} could not be read: {first}") from exc
+
+
 def _source(param: str = "files") -> str:
     return f"read_parquet(${param}, hive_partitioning = true, union_by_name = true)"
 
@@ -165,24 +178,25 @@ def query_predictions(
     where, params = _where(lo, hi, model_version)
     con = _connect()
     try:
-        params["files"] = [str(f) for f in files]
-        available = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
-        if columns:
-            unknown = [c for c in columns if c not in available]
-            if unknown:
-                raise ValidationError(
-                    f"column {unknown[0]!r} is not in the log of {endpoint!r}; columns: "
-                    f"{', '.join(c for c in available if c not in _HIVE)}",
-                    field="columns",
-                    rule="known_column",
-                )
-            select = ", ".join(quote(c) for c in columns)
-        else:
-            select = ", ".join(quote(c) for c in available if c not in _HIVE)
-        sql = f"SELECT {select} FROM {_source()}{where} ORDER BY ts"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return _to_pandas(con.sql(sql, params=params).to_arrow_table())
+        with duck_errors(endpoint):
+            params["files"] = [str(f) for f in files]
+            available = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
+            if columns:
+                unknown = [c for c in columns if c not in available]
+                if unknown:
+                    raise ValidationError(
+                        f"column {unknown[0]!r} is not in the log of {endpoint!r}; columns: "
+                        f"{', '.join(c for c in available if c not in _HIVE)}",
+                        field="columns",
+                        rule="known_column",
+                    )
+                select = ", ".join(quote(c) for c in columns)
+            else:
+                select = ", ".join(quote(c) for c in available if c not in _HIVE)
+            sql = f"SELECT {select} FROM {_source()}{where} ORDER BY ts"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            return _to_pandas(con.sql(sql, params=params).to_arrow_table())
     finally:
         con.close()
 
@@ -199,7 +213,8 @@ def count_predictions(
     params["files"] = [str(f) for f in files]
     con = _connect()
     try:
-        return int(con.sql(f"SELECT count(*) FROM {_source()}{where}", params=params).fetchall()[0][0])
+        with duck_errors(endpoint):
+            return int(con.sql(f"SELECT count(*) FROM {_source()}{where}", params=params).fetchall()[0][0])
     finally:
         con.close()
 
@@ -224,10 +239,15 @@ def open_view(ws_or_root: Any, endpoint: str, *, since: Any = None, until: Any =
     if hi is not None:
         where.append(f"ts < TIMESTAMPTZ '{hi.isoformat()}'")
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    con.execute(
-        f"CREATE VIEW {quote(name)} AS SELECT * EXCLUDE (date, hour) FROM "
-        f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true){clause}"
-    )
+    try:
+        with duck_errors(endpoint):
+            con.execute(
+                f"CREATE VIEW {quote(name)} AS SELECT * EXCLUDE (date, hour) FROM "
+                f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true){clause}"
+            )
+    except DataError:
+        con.close()
+        raise
     return con
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.deploy import RolloutRecord, advance, list_rollouts, promote, record_evidence, rollback, shadow_endpoint_name
+from loopml.deploy import (
+    RolloutRecord,
+    advance,
+    list_rollouts,
+    promote,
+    record_evidence,
+    rollback,
+    shadow_endpoint_name,
+)
 from loopml.kernel.exceptions import LoopmlError
 from loopml.kernel.types import utcnow
 from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison

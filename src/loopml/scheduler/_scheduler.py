@@ -23,7 +23,12 @@ from loopml.kernel.exceptions import LoopmlError
 from loopml.kernel.types import utcnow
 from loopml.metadata.leases import acquire_lease, release_lease
 from loopml.monitor.alerts import NotificationDispatcher
-from loopml.trigger import RunRequestRecord, check_triggers, claim_next_request, finish_request
+from loopml.trigger import (
+    RunRequestRecord,
+    check_triggers,
+    claim_next_request,
+    finish_request,
+)
 from loopml.workspace import Workspace
 
 __all__ = ["Scheduler", "TickReport", "execute_next_request"]
@@ -91,14 +96,14 @@ class Scheduler:
             try:
                 run_monitor(self.ws, name, now=now)
                 report.monitors_run.append(name)
-            except Exception as exc:  # noqa: BLE001 - one broken monitor must not stop the rest
+            except Exception as exc:
                 log.exception("monitor %s failed", name)
                 report.monitor_errors[name] = f"{type(exc).__name__}: {exc}"
         from loopml.rollout import controller_tick
 
         try:  # the controller keeps its state on the rollout rows: a restart resumes where it was
             report.rollout_decisions = controller_tick(self.ws, now=now)
-        except Exception:  # noqa: BLE001 - a rollout failure must not stop triggers
+        except Exception:
             log.exception("rollout controller failed")
         report.fired = check_triggers(self.ws, now=now)
         if report.fired:

@@ -26,7 +26,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from loopml.kernel.exceptions import BadRequest, NotFoundError, Overloaded, ValidationError
+from loopml.kernel.exceptions import (
+    BadRequest,
+    NotFoundError,
+    Overloaded,
+    ValidationError,
+)
 from loopml.kernel.types import new_id
 from loopml.serve._batcher import Job, MicroBatcher
 from loopml.serve._codecs import parse_invocations, parse_oip
@@ -34,7 +39,12 @@ from loopml.serve._config import ServeConfig
 from loopml.serve._metrics import Counter, Gauge, Histogram, Registry
 from loopml.serve._openapi import openapi_document
 from loopml.serve._records import PredictionRecord, PredictionSink
-from loopml.serve._router import AliasRouter, ModelRouter, ServedModel, SingleModelRouter
+from loopml.serve._router import (
+    AliasRouter,
+    ModelRouter,
+    ServedModel,
+    SingleModelRouter,
+)
 
 __all__ = ["Endpoint", "ServeApp", "create_app"]
 
@@ -456,7 +466,9 @@ def _router_for(item: Any, workspace: Any, config: ServeConfig) -> tuple[str, An
         from loopml.register import load_model, resolve
 
         if "@" not in item and "/" not in item and _is_endpoint(workspace, item):
-            from loopml.serve._policy import PolicyRouter  # a deploy endpoint: route by its traffic policy
+            from loopml.serve._policy import (
+                PolicyRouter,  # a deploy endpoint: route by its traffic policy
+            )
 
             return item, PolicyRouter.for_endpoint(workspace, item, poll_interval_s=config.poll_interval_s)
         ref = ModelRef.parse(item)

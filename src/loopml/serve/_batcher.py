@@ -263,7 +263,7 @@ class MicroBatcher:
                 t = time.perf_counter()
                 try:
                     results = self._score(model, copies)
-                except Exception as exc:  # a broken shadow is logged as such, never raised
+                except Exception as exc:  # noqa: BLE001 - a broken shadow is logged as such, never raised
                     err = BadRequest(f"shadow {model.name}/{model.version} failed: {type(exc).__name__}: {exc}"[:500],
                                      rule="model", status=500)
                     results = [Result(error=err)] * len(copies)

@@ -6,6 +6,7 @@ or the ``Content-Type``; the file is deleted when the request is done.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -51,6 +52,17 @@ def _format(request: Request, explicit: str | None) -> str:
     return fmt
 
 
+def _check_utf8(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool, offset: int) -> None:
+    try:
+        decoder.decode(chunk, final=final)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"the CSV upload is not UTF-8 text (bad byte near offset {offset + exc.start}): "
+            "re-encode it as UTF-8, or upload Parquet",
+            field="body", rule="utf8",
+        ) from None
+
+
 @asynccontextmanager
 async def spooled_upload(request: Request, explicit_format: str | None) -> AsyncIterator[tuple[Path, str]]:
     """The request body in a temporary file ``upload.<format>``, and the format."""
@@ -58,11 +70,17 @@ async def spooled_upload(request: Request, explicit_format: str | None) -> Async
     with tempfile.TemporaryDirectory(prefix="loopml-upload-") as tmp:
         path = Path(tmp) / f"upload.{fmt}"
         size = 0
+        # CSV uploads must be UTF-8 text: checked as they stream, so bad bytes are a 422 here.
+        decoder = codecs.getincrementaldecoder("utf-8")() if fmt == "csv" else None
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
+                if decoder is not None:
+                    _check_utf8(decoder, chunk, final=False, offset=size - len(chunk))
                 out.write(chunk)
+        if decoder is not None:
+            _check_utf8(decoder, b"", final=True, offset=size)
         if size == 0:
             raise ValidationError("the upload is empty: send the file as the request body", field="body",
                                   rule="required")

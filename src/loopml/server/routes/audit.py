@@ -41,7 +41,7 @@ def verify(ctx: Ctx = Depends(allow("audit.read"))) -> dict[str, Any]:
     return {"ok": not problems, "problems": [p.to_dict() for p in problems]}
 
 
-@router.get("/export", response_class=FileResponse, summary="The whole log as JSON Lines, oldest first",
+@router.get("/export", summary="The whole log as JSON Lines, oldest first",
             responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
 def export(ctx: Ctx = Depends(allow("audit.read"))) -> FileResponse:
     fd, path = tempfile.mkstemp(prefix="loopml-audit-", suffix=".jsonl")

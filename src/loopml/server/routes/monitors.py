@@ -52,7 +52,7 @@ def report(report_id: int = REPORT_ID, ctx: Ctx = Depends(allow("monitor.read"))
     return get_report(ctx.ws, report_id).to_dict()
 
 
-@router.get("/reports/{report_id}/html", response_class=HTMLResponse, summary="A report as HTML",
+@router.get("/reports/{report_id}/html", summary="A report as HTML",
             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
 def report_page(report_id: int = REPORT_ID, ctx: Ctx = Depends(allow("monitor.read"))) -> HTMLResponse:
     return HTMLResponse(report_html(ctx.ws, report_id))

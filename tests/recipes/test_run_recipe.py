@@ -1,0 +1,71 @@
+"""The continuous-training recipe end to end, on the real quickstart data."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from loopml.kernel.exceptions import StepFailed
+from loopml.metadata.lineage import lineage
+from loopml.recipes import QUICKSTART_RECIPE, prepare_quickstart, run_recipe
+from loopml.register import resolve
+from loopml.tracking import list_runs
+
+
+def _small_recipe(root: Path) -> dict:
+    prepare_quickstart(root)
+    spec = copy.deepcopy(QUICKSTART_RECIPE)
+    spec["data"]["source"] = str(root / spec["data"]["source"])
+    spec["train"]["search"]["n_trials"] = 3
+    spec["train"]["params"]["max_iter"] = 30
+    return spec
+
+
+def test_recipe_registers_a_champion_with_lineage_and_trials(workspace) -> None:
+    spec = _small_recipe(workspace.root)
+    result = run_recipe(workspace, spec)
+    assert result.status == "succeeded"
+    assert [s["status"] for s in result.steps] == ["succeeded"] * 7
+    assert result.gate_report["passed"] is True
+    champion = resolve(workspace, "rain-tomorrow@champion")
+    assert champion.version == result.model_version["version"] == 1
+    assert champion.gates_passed and champion.signature["columns"].keys() >= {"temp_max", "season"}
+    assert "rain_tomorrow" not in champion.signature["columns"]
+    assert champion.evaluation["slices"]["season"]
+    trials = list_runs(workspace, kind="trial")
+    assert len(trials) == 3 and all(t.parent_id for t in trials)
+    upstream = lineage(workspace, "model:rain-tomorrow@champion", direction="upstream").to_dict()
+    keys = {n["key"] for n in upstream["nodes"]}
+    assert "dataset_version:seattle-weather@1" in keys
+    assert f"run:{result.run_id}" in keys
+
+
+def test_rerun_is_all_cache_hits_and_adds_no_version(sqlite_workspace) -> None:
+    spec = _small_recipe(sqlite_workspace.root)
+    run_recipe(sqlite_workspace, spec)
+    run_recipe(sqlite_workspace, spec)  # the champion moved: gate and register re-check once
+    third = run_recipe(sqlite_workspace, spec)
+    assert [s["status"] for s in third.steps] == ["cached"] * 7
+    assert resolve(sqlite_workspace, "rain-tomorrow").version == 1
+
+
+def test_failed_gate_registers_a_challenger_not_a_champion(sqlite_workspace) -> None:
+    spec = _small_recipe(sqlite_workspace.root)
+    spec["gates"] = ["roc_auc >= 0.99"]
+    result = run_recipe(sqlite_workspace, spec)
+    assert result.gate_report["passed"] is False
+    assert result.model_version["aliases"] == ["challenger"]
+    with pytest.raises(LookupError, match="no alias 'champion'"):
+        resolve(sqlite_workspace, "rain-tomorrow@champion")
+
+
+def test_missing_target_fails_the_step_and_a_fixed_rerun_resumes(sqlite_workspace) -> None:
+    spec = _small_recipe(sqlite_workspace.root)
+    bad = copy.deepcopy(spec)
+    bad["data"]["target"] = "rain_in_a_week"
+    with pytest.raises(StepFailed, match="rain_in_a_week"):
+        run_recipe(sqlite_workspace, bad)
+    assert list_runs(sqlite_workspace, kind="pipeline")[0].status == "failed"
+    assert run_recipe(sqlite_workspace, spec).status == "succeeded"

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from pathlib import Path
+
+from loopml.kernel.types import utcnow
+from loopml.monitor import define_monitor, list_reports
+from loopml.recipes import QUICKSTART_RECIPE, prepare_quickstart
+from loopml.scheduler import Scheduler, execute_next_request
+from loopml.tracking import get_run
+from loopml.trigger import add_trigger, fire_trigger, list_run_requests
+
+
+def test_only_the_lease_holder_acts(workspace) -> None:
+    a = Scheduler(workspace, holder="a", tick_s=1, lease_ttl_s=30)
+    b = Scheduler(workspace, holder="b", tick_s=1, lease_ttl_s=30)
+    now = utcnow()
+    assert a.tick(now=now).leader is True
+    assert b.tick(now=now).leader is False
+    # a dies: its lease expires and b takes over.
+    assert b.tick(now=now + timedelta(seconds=31)).leader is True
+
+
+def test_a_monitor_that_raises_does_not_stop_the_others(sqlite_workspace) -> None:
+    ws = sqlite_workspace
+    now = utcnow()
+    for name in ("broken", "fine"):
+        define_monitor(ws, {"name": name, "endpoint": name, "model": f"{name}@champion", "schedule": "* * * * *"})
+    # The broken endpoint's prediction log holds a corrupt file: reading it fails.
+    part = Path(ws.settings.resolved_predictions_url) / "endpoint=broken" / f"date={now:%Y-%m-%d}" / f"hour={now:%H}"
+    part.mkdir(parents=True)
+    (part / "part-corrupt.parquet").write_bytes(b"this is not parquet")
+    report = Scheduler(ws, holder="s").tick(now=now + timedelta(minutes=2))
+    statuses = {r.endpoint: r.status for r in list_reports(ws)}
+    assert "fine" in report.monitors_run and statuses["fine"] == "ok"
+    assert "broken" in report.monitor_errors or statuses.get("broken") == "error"
+
+
+def test_a_fired_trigger_runs_the_recipe_with_its_context(sqlite_workspace) -> None:
+    ws = sqlite_workspace
+    prepare_quickstart(ws.root)
+    spec = copy.deepcopy(QUICKSTART_RECIPE)
+    spec["data"]["source"] = str(ws.root / spec["data"]["source"])
+    spec["train"]["search"]["n_trials"] = 2
+    spec["train"]["params"]["max_iter"] = 20
+    add_trigger(ws, "retrain", "manual", recipe=spec)
+    request = fire_trigger(ws, "retrain", reason="new holiday feature")
+    done = execute_next_request(ws, "worker-1")
+    assert done is not None and done.id == request.id and done.status == "succeeded"
+    run = get_run(ws, done.run_id)
+    assert run.trigger["type"] == "manual" and run.trigger["reason"] == "new holiday feature"
+    assert run.trigger["run_request_id"] == request.id
+    assert list_run_requests(ws)[0].run_id == done.run_id
+    assert execute_next_request(ws, "worker-1") is None
+    assert list_reports(ws) == []
