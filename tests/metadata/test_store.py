@@ -97,3 +97,15 @@ def test_loopml_errors_pass_through_untouched() -> None:
         with translate_errors():
             raise original
     assert info.value is original
+
+
+def test_a_broken_foreign_key_is_bad_input_not_a_duplicate(workspace) -> None:
+    from loopml.kernel.exceptions import ValidationError
+    from loopml.kernel.types import utcnow
+    from loopml.metadata._orm import ModelVersion
+
+    with pytest.raises(ValidationError, match="breaks a database rule"):
+        with workspace.store.write("tester") as tx:
+            tx.session.add(ModelVersion(model_id=999, version=1, artifact_digest="0" * 64,
+                                        created_at=utcnow(), created_by="tester"))
+            tx.session.flush()

@@ -19,7 +19,7 @@ __all__ = ["register"]
 def _open_sink(ws: Any) -> Any:
     """The prediction log, when ``loopml.predictions`` provides one (else no log)."""
     try:
-        from loopml import predictions
+        import loopml.predictions as predictions  # noqa: PLR0402 - the facade is not imported inside the package
     except ImportError:
         return None
     opener = getattr(predictions, "open_prediction_log", None) or getattr(predictions, "open_sink", None)

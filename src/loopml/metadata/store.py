@@ -28,6 +28,7 @@ from loopml.kernel.exceptions import (
     ConfigError,
     LoopmlError,
     StoreError,
+    ValidationError,
 )
 
 __all__ = ["MetadataStore", "Tx", "translate_errors"]
@@ -43,7 +44,11 @@ def translate_errors(what: str = "metadata store") -> Iterator[None]:
     except LoopmlError:
         raise
     except sa_exc.IntegrityError as exc:
-        raise AlreadyExistsError(f"{what}: conflicts with an existing record ({_short(exc)})") from exc
+        text = _short(exc).lower()
+        if "unique" in text or "duplicate" in text:
+            raise AlreadyExistsError(f"{what}: conflicts with an existing record ({_short(exc)})") from exc
+        # Foreign-key, NOT NULL and CHECK violations are bad input, not duplicates.
+        raise ValidationError(f"{what}: the change breaks a database rule ({_short(exc)})", rule="integrity") from exc
     except sa_exc.OperationalError as exc:
         text = str(exc.orig) if exc.orig is not None else str(exc)
         if "locked" in text or "deadlock" in text or "could not serialize" in text:
