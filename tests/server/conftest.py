@@ -90,17 +90,27 @@ def add_role_users(ws: Any, project: str = "default") -> dict[str, str]:
     return tokens
 
 
-@pytest.fixture
-def live(workspace: Any, start_server: Callable[..., ThreadServer]) -> Iterator[Live]:
-    """The control plane with auth on, over the ``workspace`` fixture (SQLite and PostgreSQL)."""
+def _live(ws: Any, start_server: Callable[..., ThreadServer]) -> Iterator[Live]:
     from loopml.server import create_app
 
-    tokens = add_role_users(workspace)
-    server = start_server(create_app(workspace, auth=True))
-    state = Live(url=server.url, ws=workspace, tokens=tokens)
+    tokens = add_role_users(ws)
+    server = start_server(create_app(ws, auth=True))
+    state = Live(url=server.url, ws=ws, tokens=tokens)
     yield state
     for client in state._clients:
         client.close()
+
+
+@pytest.fixture
+def live(workspace: Any, start_server: Callable[..., ThreadServer]) -> Iterator[Live]:
+    """The control plane with auth on, over the ``workspace`` fixture (SQLite and PostgreSQL)."""
+    yield from _live(workspace, start_server)
+
+
+@pytest.fixture
+def live_sqlite(sqlite_workspace: Any, start_server: Callable[..., ThreadServer]) -> Iterator[Live]:
+    """The same on SQLite only, for HTTP behaviour that does not depend on the store."""
+    yield from _live(sqlite_workspace, start_server)
 
 
 # ---- seeds -----------------------------------------------------------------

@@ -66,10 +66,10 @@ def test_admin_cannot_remove_the_last_admin(live: Live) -> None:
     assert admin.delete("/users/admin/roles/default/admin").status_code == 200
 
 
-def test_viewer_cannot_ingest_but_data_scientist_can(live: Live) -> None:
+def test_viewer_cannot_ingest_but_data_scientist_can(live_sqlite: Live) -> None:
     upload = {"content": CSV, "headers": {"Content-Type": "text/csv"}}
-    assert live.client("viewer").post("/datasets/w/versions", **upload).status_code == 403
-    assert live.client("data_scientist").post("/datasets/w/versions", **upload).status_code == 201
+    assert live_sqlite.client("viewer").post("/datasets/w/versions", **upload).status_code == 403
+    assert live_sqlite.client("data_scientist").post("/datasets/w/versions", **upload).status_code == 201
 
 
 def test_nobody_but_admin_creates_users(live: Live) -> None:
@@ -85,12 +85,12 @@ def test_approver_moves_champion_and_the_audit_names_them(live: Live) -> None:
     assert event["actor"] == "approver"
 
 
-def test_every_route_declares_its_action(live: Live) -> None:
+def test_every_route_declares_its_action(live_sqlite: Live) -> None:
     from fastapi.routing import APIRoute
 
     from loopml.server import create_app
 
-    app = create_app(live.ws, auth=True)
+    app = create_app(live_sqlite.ws, auth=True)
     undeclared = []
     for route in app.routes:
         if not isinstance(route, APIRoute) or route.path in ("/health",):
@@ -101,11 +101,11 @@ def test_every_route_declares_its_action(live: Live) -> None:
     assert undeclared == []
 
 
-def test_requests_without_or_with_bad_tokens_get_401(live: Live) -> None:
+def test_requests_without_or_with_bad_tokens_get_401(live_sqlite: Live) -> None:
     for token in (None, "nonsense", "lml_0000000000000000_" + "a" * 43):
-        response = live.client(None, token=token).get("/runs")
+        response = live_sqlite.client(None, token=token).get("/runs")
         assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
-    basic = httpx.get(live.url + "/api/v1/runs", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    basic = httpx.get(live_sqlite.url + "/api/v1/runs", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert basic.status_code == 401 and "Bearer" in basic.json()["error"]
 
 

@@ -86,8 +86,8 @@ def test_datasets_upload_list_versions_show(live: Live) -> None:
     assert shown["version"] == 2 and shown["profile"]["n_rows"] == 5
 
 
-def test_bad_upload_is_a_422_not_a_500(live: Live) -> None:
-    c = live.client("data_scientist")
+def test_bad_upload_is_a_422_not_a_500(live_sqlite: Live) -> None:
+    c = live_sqlite.client("data_scientist")
     bad = c.post("/datasets/weather/versions", content=b"\x00\x01 not parquet", params={"format": "parquet"},
                  headers={"Content-Type": "application/octet-stream"})
     assert 400 <= bad.status_code < 500, bad.text
@@ -152,8 +152,8 @@ def test_audit_log_filters_verify_and_export(live: Live) -> None:
     assert len(export.text.splitlines()) >= 10
 
 
-def test_pagination_caps_the_limit_and_rejects_negatives(live: Live) -> None:
-    c = live.client("viewer")
+def test_pagination_caps_the_limit_and_rejects_negatives(live_sqlite: Live) -> None:
+    c = live_sqlite.client("viewer")
     too_many = c.get("/runs", params={"limit": 501})
     assert too_many.status_code == 422
     assert too_many.json() == {"error": "query 'limit': Input should be less than or equal to 500",
@@ -181,8 +181,8 @@ def test_errors_are_json_with_the_field_and_rule(live: Live) -> None:
     assert c.delete("/runs").status_code == 405
 
 
-def test_request_body_size_limit(live: Live) -> None:
-    c = live.client("admin")
+def test_request_body_size_limit(live_sqlite: Live) -> None:
+    c = live_sqlite.client("admin")
     big = c.post("/users", content=b" " * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]
 
@@ -194,10 +194,10 @@ def test_request_body_size_limit(live: Live) -> None:
     assert streamed.status_code == 413
 
 
-def test_upload_limit_is_separate_and_enforced(workspace, start_server) -> None:  # type: ignore[no-untyped-def]
+def test_upload_limit_is_separate_and_enforced(sqlite_workspace, start_server) -> None:  # type: ignore[no-untyped-def]
     from loopml.server import create_app
 
-    server = start_server(create_app(workspace, auth=False, max_upload_bytes=64))
+    server = start_server(create_app(sqlite_workspace, auth=False, max_upload_bytes=64))
     c = httpx.Client(base_url=server.url + "/api/v1")
     too_big = c.post("/datasets/w/versions", content=CSV * 4, headers={"Content-Type": "text/csv"})
     assert too_big.status_code == 413
@@ -205,15 +205,15 @@ def test_upload_limit_is_separate_and_enforced(workspace, start_server) -> None:
     c.close()
 
 
-def test_openapi_document_describes_routes_and_errors(live: Live) -> None:
-    spec = httpx.get(live.url + "/openapi.json").json()
+def test_openapi_document_describes_routes_and_errors(live_sqlite: Live) -> None:
+    spec = httpx.get(live_sqlite.url + "/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     runs = spec["paths"]["/api/v1/runs"]["get"]
     assert {p["name"] for p in runs["parameters"]} >= {"limit", "offset", "filter", "order_by", "experiment"}
     assert runs["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
-    assert httpx.get(live.url + "/docs").status_code == 404  # no CDN-backed docs UI
+    assert httpx.get(live_sqlite.url + "/docs").status_code == 404  # no CDN-backed docs UI
 
 
-def test_health_needs_no_token(live: Live) -> None:
-    assert httpx.get(live.url + "/health").json() == {"status": "ok", "auth": True, "project": "default"}
+def test_health_needs_no_token(live_sqlite: Live) -> None:
+    assert httpx.get(live_sqlite.url + "/health").json() == {"status": "ok", "auth": True, "project": "default"}

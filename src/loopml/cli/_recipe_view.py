@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import console
@@ -60,3 +61,20 @@ def show_recipe_result(result: Any) -> None:
         console.print(f"registered: [bold]{mv['name']}/{mv['version']}[/bold] ({aliases})")
     elif mv:
         console.print("not registered: the candidate failed its gates")
+
+
+def show_loop_story(story: Any) -> None:
+    d = story.to_dict()
+    if d.get("alerts"):
+        for alert in d["alerts"]:
+            console.print(f"• alert #{alert.get('alert_id')} ({alert.get('severity')}): {escape(str(alert.get('message')))}")
+    console.print(f"• monitor report (HTML): [bold]{d['report_path']}[/bold]")
+    if d.get("retrain_error"):
+        console.print(f"[red]• retraining failed:[/red] {escape(d['retrain_error'])}")
+    candidate = d.get("candidate")
+    if candidate:
+        gates = (d.get("gate_report") or {}).get("message", "")
+        state = "registered as [bold]challenger[/bold]" if "challenger" in candidate["aliases"] else "registered, no alias"
+        console.print(f"• candidate {candidate['name']}/{candidate['version']} {state}; gates vs champion: {gates}")
+        console.print(f"• champion is still {d['champion']}: promote the challenger with a canary, e.g. "
+                      f"[bold]loopml deploy {d['endpoint']} {candidate['name']}@challenger --strategy canary[/bold]")

@@ -45,7 +45,7 @@ def list_(
 
     rows = list_tokens(workspace(), user, include_inactive=not active)
     if json_out:
-        print_json(rows)
+        print_json([t.to_dict() for t in rows])
         return
     print_table("tokens", ["id", "user", "name", "status", "created", "expires"],
                 [(t.id, t.user, t.name, t.status, f"{t.created_at:%Y-%m-%d}", f"{t.expires_at:%Y-%m-%d}")
@@ -64,6 +64,6 @@ def revoke(
 
     record = revoke_token(workspace(), token_id, reason=reason)
     if json_out:
-        print_json(record)
+        print_json(record.to_dict())
     else:
         console.print(f"token {record.id} of {record.user} revoked")

@@ -45,9 +45,7 @@ def recipe_pipeline(spec: RecipeSpec) -> Pipeline:
 def _champion(ws: Workspace, spec: RecipeSpec) -> str | None:
     from loopml.register import resolve
 
-    alias = spec.registry.alias_on_pass
-    if not alias:
-        return None
+    alias = spec.registry.compare_with
     try:
         record = resolve(ws, f"{spec.registry.model}@{alias}")
     except NotFoundError:

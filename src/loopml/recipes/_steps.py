@@ -225,6 +225,11 @@ def register(
     features = training["features"]
     signature = infer_contract(train[features]).to_dict()
     signature.pop("target", None)
+    # Serving rejects what breaks the signature; a value outside the training range
+    # is a finding for the monitor (quality, outliers), not a reason to refuse a request.
+    for rule in signature["columns"].values():
+        rule.pop("min", None)
+        rule.pop("max", None)
     aliases = [a for a in ([alias_on_pass] if passed else [alias_on_fail]) if a]
     record = register_model(
         context.workspace, model_name, model,

@@ -85,6 +85,8 @@ class RegisterSpec(_Strict):
     alias_on_fail: str | None = None
     #: Register a candidate that failed its gates (without the passing alias).
     register_failed: bool = True
+    #: The alias of the model in production that change gates compare against.
+    compare_with: str = "champion"
 
 
 class RecipeSpec(_Strict):
