@@ -26,7 +26,12 @@ from loopml.governance.identity import (
     revoke_role,
     revoke_token,
 )
-from loopml.kernel.exceptions import AlreadyExistsError, NotFoundError, PermissionDenied, ValidationError
+from loopml.kernel.exceptions import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from loopml.kernel.types import utcnow
 from loopml.metadata._orm import ApiToken
 from loopml.metadata.audit import audit_log, export_audit

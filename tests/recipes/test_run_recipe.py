@@ -18,6 +18,7 @@ def _small_recipe(root: Path) -> dict:
     prepare_quickstart(root)
     spec = copy.deepcopy(QUICKSTART_RECIPE)
     spec["data"]["source"] = str(root / spec["data"]["source"])
+    spec["data"]["contract"] = str(root / spec["data"]["contract"])
     spec["train"]["search"]["n_trials"] = 3
     spec["train"]["params"]["max_iter"] = 30
     return spec

@@ -75,6 +75,7 @@ class Rig:
         app = create_app(ENDPOINT, workspace=self.ws, sink=self.log,
                          settings={"poll_interval_s": 0.05, "max_batch_wait_ms": 0})
         self.router = app.endpoints[ENDPOINT].router
+        self.endpoint = app.endpoints[ENDPOINT]
         self.server = fm.ThreadServer(app).start()
         return self
 
@@ -144,7 +145,7 @@ def test_a_canary_raising_on_a_fifth_of_requests_is_rolled_back(rig: Rig) -> Non
     seen = rig.traffic(280)
     failed = [s for s in seen if s["status"] != 200]
     assert failed and {s["version"] for s in failed} == {v2}  # errors only from the canary share
-    assert {s["status"] for s in failed} == {422}
+    assert {s["status"] for s in failed} == {500}
     canary = [s for s in seen if s["version"] == v2]
     assert 0.1 < len(failed) / len(canary) < 0.35
     assert rig.tick() == "rollback", rig.last.reason
@@ -244,17 +245,20 @@ def test_shadow_answers_are_logged_apart_and_never_returned(rig: Rig) -> None:
     seen = rig.traffic(80)
     assert {(s["status"], s["version"]) for s in seen} == {(200, rig.v1)}
     shadow = shadow_endpoint_name(ENDPOINT)
-    deadline = time.monotonic() + 10
-    while count_predictions(rig.ws, shadow) < 80:
+    # Under pressure the shadow drops copies (bounded queue) rather than slow the endpoint:
+    # every request is either logged by the shadow or counted as dropped.
+    deadline = time.monotonic() + 30
+    while count_predictions(rig.ws, shadow) + rig.endpoint.batcher.shadow_dropped < 80:
         assert time.monotonic() < deadline, "shadow answers were not logged"
         time.sleep(0.05)
         rig.log.flush()
     logged = query_predictions(rig.ws, shadow, columns=["request_id", "model_version", "status"])
-    assert set(logged["model_version"]) == {v2} and set(logged["request_id"]) == {s["rid"] for s in seen}
+    assert set(logged["model_version"]) == {v2} and set(logged["request_id"]) <= {s["rid"] for s in seen}
+    assert len(logged) + rig.endpoint.batcher.shadow_dropped == 80 and len(logged) >= 40
     assert set(query_predictions(rig.ws, ENDPOINT, columns=["model_version"])["model_version"]) == {rig.v1}
     decision = controller_tick(rig.ws)[0]
     assert decision.action == "hold" and "promote manually" in decision.reason
-    assert next(s for s in decision.signals if s["name"] == "error_rate")["n_candidate"] >= 80
+    assert next(s for s in decision.signals if s["name"] == "error_rate")["n_candidate"] == len(logged)
     promote(rig.ws, ENDPOINT, reason="shadow looked fine")
     rig.sync()
     assert {s["version"] for s in rig.traffic(20)} == {v2}

@@ -42,6 +42,7 @@ def test_a_fired_trigger_runs_the_recipe_with_its_context(sqlite_workspace) -> N
     prepare_quickstart(ws.root)
     spec = copy.deepcopy(QUICKSTART_RECIPE)
     spec["data"]["source"] = str(ws.root / spec["data"]["source"])
+    spec["data"]["contract"] = str(ws.root / spec["data"]["contract"])
     spec["train"]["search"]["n_trials"] = 2
     spec["train"]["params"]["max_iter"] = 20
     add_trigger(ws, "retrain", "manual", recipe=spec)

@@ -6,7 +6,12 @@ import pytest
 
 from loopml.governance.identity import NotAuthenticated
 from loopml.kernel.config import reset_settings
-from loopml.kernel.exceptions import ConfigError, NotFoundError, PermissionDenied, ValidationError
+from loopml.kernel.exceptions import (
+    ConfigError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from loopml.server.client import RemoteClient
 
 from .conftest import CSV, Live, seed_model, seed_runs, seed_trigger

@@ -17,15 +17,15 @@ schemathesis = pytest.importorskip(
     "schemathesis", reason="schemathesis is not installed: pip install schemathesis (a loopml test extra)"
 )
 
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from .conftest import ThreadServer, seed_model, seed_runs, seed_trigger  # noqa: E402
+from .conftest import ThreadServer, seed_model, seed_runs, seed_trigger
 
 MAX_EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

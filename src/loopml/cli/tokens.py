@@ -6,7 +6,14 @@ import sys
 
 import typer
 
-from loopml.cli._common import console, err_console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import (
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    print_table,
+    workspace,
+)
 
 app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import (
+    console,
+    handle_errors,
+    print_json,
+    print_table,
+    workspace,
+)
 
 app = typer.Typer(help="Users and their roles per project (viewer, data_scientist, ml_engineer, approver, admin).",
                   no_args_is_help=True)

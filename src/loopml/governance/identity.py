@@ -16,7 +16,7 @@ first, as they do for every other service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,12 @@ from loopml.governance._roles import (
     permissions_of,
 )
 from loopml.governance._tokens import new_token, parse_token, verify_secret
-from loopml.kernel.exceptions import AlreadyExistsError, NotFoundError, PermissionDenied, ValidationError
+from loopml.kernel.exceptions import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from loopml.kernel.types import check_name, utcnow
 from loopml.metadata._orm import ApiToken, RoleBinding, User
 
@@ -273,7 +278,7 @@ def _user_record(session: Session, row: User) -> UserRecord:
 
 
 def create_user(ws: Workspace, name: str, *, email: str | None = None,
-                roles: Mapping[str, str | list[str]] | None = None) -> UserRecord:
+                roles: Mapping[str, str | Sequence[str]] | None = None) -> UserRecord:
     """A new user with ``roles`` (``{project: role}`` or ``{project: [roles]}``).
 
     Raises:

@@ -69,7 +69,11 @@ def validate_data(
     if contract_file:
         from pathlib import Path
 
-        contract = Contract.from_yaml(Path(contract_file).read_text())
+        path = Path(contract_file)
+        if not path.is_file():
+            raise ValidationError(f"data.contract: the contract file {path} does not exist",
+                                  field="data.contract", rule="exists")
+        contract = Contract.from_yaml(path.read_text())
     else:
         contract = get_contract(ws, dataset_version["name"])
     report = validate_frame(df, contract)

@@ -58,9 +58,9 @@ def two_proportion_test(x_c: int, n_c: int, x_b: int, n_b: int) -> tuple[float, 
 
 def _error_rate(base: pd.DataFrame, cand: pd.DataFrame, cfg: dict[str, Any]) -> SignalResult:
     nb, nc = len(base), len(cand)
-    # A version's failures: 5xx, and 422 (serve's "the model could not score valid input").
-    eb = int(((base["status"] >= 500) | (base["status"] == 422)).sum()) if nb else 0
-    ec = int(((cand["status"] >= 500) | (cand["status"] == 422)).sum()) if nc else 0
+    # A version's failures are 5xx: bad input (4xx) is the client's, not the model's.
+    eb = int((base["status"] >= 500).sum()) if nb else 0
+    ec = int((cand["status"] >= 500).sum()) if nc else 0
     rb, rc = (eb / nb if nb else None), (ec / nc if nc else None)
     if nc < cfg["min_requests"] or nb == 0:
         return SignalResult("error_rate", "insufficient", rb, rc, None, None, nb, nc,

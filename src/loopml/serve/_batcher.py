@@ -229,7 +229,7 @@ class MicroBatcher:
                 return [r for j in jobs for r in self._score(served, [j])]
             return [Result(error=BadRequest(
                 f"model {served.name}/{served.version} could not score this input: {type(exc).__name__}: {exc}"[:500],
-                rule="model", status=422))]
+                rule="model", status=500))]
         if len(jobs) == 1:
             return [Result(labels, proba)]
         out = []

@@ -19,7 +19,7 @@ def _json(schema: Any, description: str = "OK") -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad input (names the field and the rule)", 404: "Unknown model or version",
-            413: "Body or row count over the limit", 415: "Not JSON", 422: "The model could not score the input",
+            413: "Body or row count over the limit", 415: "Not JSON", 500: "The model failed on valid input",
             503: "Overloaded; see Retry-After"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
 
@@ -51,7 +51,7 @@ def openapi_document(version: str, endpoints: dict[str, Any]) -> dict[str, Any]:
     def infer_op(params: list[Any]) -> dict[str, Any]:
         return {"post": {"summary": "Open Inference Protocol v2 inference", "parameters": [*params, rid],
                          "requestBody": {"required": True, "content": {"application/json": {"schema": infer_req}}},
-                         "responses": {"200": _json(infer_resp), **_errors(400, 404, 413, 415, 422, 503)}}}
+                         "responses": {"200": _json(infer_resp), **_errors(400, 404, 413, 415, 500, 503)}}}
 
     def get(summary: str, schema: Any, params: list[Any] | None = None, errors: tuple[int, ...] = ()) -> dict[str, Any]:
         return {"get": {"summary": summary, "parameters": params or [],
@@ -72,7 +72,7 @@ def openapi_document(version: str, endpoints: dict[str, Any]) -> dict[str, Any]:
         "/invocations": {"post": {
             "summary": "MLflow scoring-server inference (first endpoint)", "parameters": [rid],
             "requestBody": {"required": True, "content": {"application/json": {"schema": invocations_req}}},
-            "responses": {"200": _json(invocations_resp), **_errors(400, 413, 415, 422, 503)}}},
+            "responses": {"200": _json(invocations_resp), **_errors(400, 413, 415, 500, 503)}}},
         "/ping": {"get": {"summary": "MLflow health check", "responses": {"200": {"description": "OK"}}}},
         "/health": get("Health", obj),
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {

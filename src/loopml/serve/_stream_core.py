@@ -242,7 +242,7 @@ def prediction_records(served: ServedModel, outcomes: Sequence[Outcome], endpoin
             request_id=oc.message.id, ts=datetime.fromtimestamp(oc.message.ts, UTC), endpoint=endpoint,
             model_name=served.name, model_version=served.version, inputs=inputs, outputs=outputs,
             latency_ms=max(0.0, (now - oc.message.ts) * 1000.0),
-            status=200 if oc.ok else (422 if oc.rule == "model" else 400),
+            status=200 if oc.ok else (500 if oc.rule == "model" else 400),
             error=oc.error,
         ))
     return records

@@ -19,8 +19,14 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from loopml.governance.identity import Identity, NotAuthenticated, authenticate, authorize, local_identity
 from loopml.governance._roles import ACTIONS
+from loopml.governance.identity import (
+    Identity,
+    NotAuthenticated,
+    authenticate,
+    authorize,
+    local_identity,
+)
 from loopml.workspace import Workspace
 
 __all__ = ["Ctx", "ServerState", "allow", "authenticated"]

@@ -253,7 +253,7 @@ class DeployIn(_In):
     model_ref: str = Field(min_length=1, max_length=300, description="NAME/VERSION or NAME@ALIAS")
     strategy: Literal["direct", "canary", "blue-green", "shadow", "ab"] = "direct"
     override_reason: str | None = Field(None, max_length=2000)
-    options: DeployOptions = Field(default_factory=DeployOptions)
+    options: DeployOptions = Field(default_factory=lambda: DeployOptions.model_validate({}))
 
 
 # ---- monitors, reports, alerts ----------------------------------------------

@@ -145,7 +145,7 @@ class RemoteClient:
         name, _, version = ref.partition("@")
         return self._get(f"/datasets/{_q(name)}/versions/{_q(version or 'latest')}")  # type: ignore[no-any-return]
 
-    def ingest(self, path: str | Path, name: str, *, format: str | None = None,  # noqa: A002
+    def ingest(self, path: str | Path, name: str, *, format: str | None = None,
                description: str | None = None, target: str | None = None) -> dict[str, Any]:
         """Upload a CSV or Parquet file as a new version of ``name``."""
         source = Path(path)
@@ -158,7 +158,7 @@ class RemoteClient:
     # -- runs -----------------------------------------------------------------
 
     def list_runs(self, *, experiment: str | None = None, kind: str | None = None, status: str | None = None,
-                  parent_id: str | None = None, filter: str | None = None,  # noqa: A002
+                  parent_id: str | None = None, filter: str | None = None,
                   order_by: list[str] | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
         return self._pages("/runs", limit=limit, experiment=experiment, kind=kind, status=status,
                            parent_id=parent_id, filter=filter, order_by=order_by)
@@ -253,13 +253,13 @@ class RemoteClient:
     # -- lineage and audit ----------------------------------------------------
 
     def lineage(self, obj: str, *, direction: str = "both", max_depth: int = 50,
-                format: str = "json") -> Any:  # noqa: A002
+                format: str = "json") -> Any:
         response = self._request("GET", "/lineage", params={"object": obj, "direction": direction,
                                                              "max_depth": max_depth, "format": format})
         return response.json() if format == "json" else response.text
 
     def audit_log(self, *, actor: str | None = None, action: str | None = None,
-                  object: str | None = None, since: str | None = None, until: str | None = None,  # noqa: A002
+                  object: str | None = None, since: str | None = None, until: str | None = None,
                   limit: int | None = 100, newest_first: bool = True) -> list[dict[str, Any]]:
         return self._pages("/audit", limit=limit, actor=actor, action=action, object=object, since=since,
                            until=until, oldest_first=not newest_first)

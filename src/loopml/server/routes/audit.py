@@ -23,7 +23,7 @@ router = APIRouter(prefix="/audit", tags=["audit"], responses=ERROR_RESPONSES)
 def log(
     actor: str | None = Query(None, max_length=128),
     action: str | None = Query(None, max_length=128, description="model.alias, or a noun: model, model.*"),
-    object: str | None = Query(None, max_length=300, description="TYPE or TYPE:ID (ID may end in *)"),  # noqa: A002
+    object: str | None = Query(None, max_length=300, description="TYPE or TYPE:ID (ID may end in *)"),
     since: str | None = Query(None, max_length=64, description="ISO 8601 or an age: 30m, 2h, 7d"),
     until: str | None = Query(None, max_length=64),
     oldest_first: bool = Query(False),

@@ -41,7 +41,7 @@ def show(name: str = NAME,
              summary="Ingest an uploaded CSV or Parquet file as a new version",
              openapi_extra={"requestBody": UPLOAD_BODY})
 async def upload(request: Request, name: str = NAME,
-                 format: Literal["csv", "parquet"] | None = Query(None, description="Default: from Content-Type"),  # noqa: A002
+                 format: Literal["csv", "parquet"] | None = Query(None, description="Default: from Content-Type"),
                  description: str | None = Query(None, max_length=2000),
                  target: str | None = Query(None, max_length=128, description="The label column"),
                  ctx: Ctx = Depends(allow("dataset.write"))) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def tokens(name: str = USER, active_only: bool = Query(False), page: PageParams 
 @router.post("/users/{name}/tokens", response_model=TokenCreatedOut, status_code=201,
              summary="Create a token; its secret is in this response only")
 def new_token(name: str = USER, body: TokenIn | None = None, ctx: Ctx = Depends(allow("token.admin"))) -> dict[str, Any]:
-    spec = body or TokenIn()
+    spec = body or TokenIn.model_validate({})
     issued = create_token(ctx.ws, name, expires_in_days=spec.expires_in_days, name=spec.name)
     return {"id": issued.token_id, "user": name, "token": issued.secret, "expires_at": issued.expires_at}
 

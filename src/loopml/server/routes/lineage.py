@@ -21,11 +21,11 @@ _TEXT = {"dot": "text/vnd.graphviz", "mermaid": "text/plain"}
             responses={200: {"content": {"text/vnd.graphviz": {"schema": {"type": "string"}},
                                          "text/plain": {"schema": {"type": "string"}}}}})
 def graph(
-    object: str = Query(..., min_length=3, max_length=300,  # noqa: A002 - the public name
+    object: str = Query(..., min_length=3, max_length=300,
                         description="TYPE:ID, e.g. model:churn@champion, dataset_version:weather@2, run:<id>"),
     direction: Literal["upstream", "downstream", "both"] = Query("both"),
     max_depth: int = Query(50, ge=1, le=200),
-    format: Literal["json", "dot", "mermaid"] = Query("json"),  # noqa: A002
+    format: Literal["json", "dot", "mermaid"] = Query("json"),
     ctx: Ctx = Depends(allow("lineage.read")),
 ) -> Any:
     found = lineage(ctx.ws, object, direction=direction, max_depth=max_depth)

@@ -20,7 +20,13 @@ from loopml.register import (
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params
-from loopml.server._schemas import AliasChangeOut, AliasOut, ModelOut, ModelVersionOut, SetAliasIn
+from loopml.server._schemas import (
+    AliasChangeOut,
+    AliasOut,
+    ModelOut,
+    ModelVersionOut,
+    SetAliasIn,
+)
 from loopml.workspace import Workspace
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 
-from loopml.monitor import get_monitor, get_report, list_monitors, list_reports, report_html, run_monitor
+from loopml.monitor import (
+    get_monitor,
+    get_report,
+    list_monitors,
+    list_reports,
+    report_html,
+    run_monitor,
+)
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params, page_probe

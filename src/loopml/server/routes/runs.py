@@ -28,7 +28,7 @@ def runs(
     kind: str | None = Query(None, max_length=32),
     status: str | None = Query(None, max_length=32),
     parent_id: str | None = Query(None, max_length=64),
-    filter: str | None = Query(None, max_length=2000, description="e.g. metrics.acc > 0.8 and params.model = 'hgb'"),  # noqa: A002
+    filter: str | None = Query(None, max_length=2000, description="e.g. metrics.acc > 0.8 and params.model = 'hgb'"),
     order_by: list[str] | None = Query(None, max_length=10, description="e.g. metrics.acc DESC"),
     page: PageParams = Depends(page_params),
     ctx: Ctx = Depends(allow("run.read")),
