@@ -108,7 +108,11 @@ def normalise_table(table: pa.Table, what: str) -> pa.Table:
         ValidationError: no columns, no rows, a duplicate/empty column name or
             an unsupported column type.
     """
-    names = [str(n) for n in table.column_names]
+    try:
+        names = [str(n) for n in table.column_names]
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{what}: column names are not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                              field="columns", rule="utf8") from None
     if not names:
         raise ValidationError(f"{what} has no columns", field="columns", rule="not_empty")
     seen: set[str] = set()
