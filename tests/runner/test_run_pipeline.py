@@ -217,8 +217,9 @@ def test_bad_arguments_fail_before_anything_is_recorded(sqlite_workspace: Any, t
         run_pipeline(sqlite_workspace, p, {"calls_dir": str(tmp_path), "C": 1})
     with pytest.raises(PipelineError, match=r"step 'raw' needs parameter 'calls_dir', which no step produces"):
         run_pipeline(sqlite_workspace, p)
-    with pytest.raises(PipelineError, match=r"unknown executor 'ray'; choose 'inprocess', 'process' or pass an Executor instance"):
-        run_pipeline(sqlite_workspace, p, {"calls_dir": str(tmp_path)}, executor="ray")
+    with pytest.raises(PipelineError, match=r"unknown executor 'dask'; choose 'inprocess', 'process', 'ray', "
+                       r"'ray://HOST:PORT' or pass an Executor instance"):
+        run_pipeline(sqlite_workspace, p, {"calls_dir": str(tmp_path)}, executor="dask")
     with pytest.raises(PipelineError, match=r"run_pipeline needs a Pipeline, not list"):
         run_pipeline(sqlite_workspace, [rs.raw])  # type: ignore[arg-type]
     assert list_runs(sqlite_workspace) == []

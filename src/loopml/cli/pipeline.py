@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     def run(
         recipe: Path = typer.Argument(..., help="A recipe YAML file."),
         param: list[str] = typer.Option([], "--param", "-p", help="Override a key: train.params.max_iter=50"),
-        executor: str = typer.Option(None, "--executor", help="inprocess | process"),
+        executor: str = typer.Option(None, "--executor", help="inprocess | process | ray | ray://HOST:PORT"),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Run a continuous-training recipe (ingest → validate → split → train → evaluate → gates → register)."""

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from loopml.kernel.exceptions import DeploymentError, NotFoundError, PermissionDenied, ValidationError
 from loopml.kernel.types import ModelRef, utcnow
 from loopml.metadata._orm import Endpoint, Rollout
+from loopml.metadata.approvals_gate import require_traffic_approval
 from loopml.metadata.store import Tx
 from loopml.deploy._endpoints import create_endpoint_row, lock_endpoint, make_policy, set_policy
 from loopml.workspace import Workspace
@@ -176,6 +177,8 @@ def deploy(
         candidate = resolve_in(tx.session, ref)
         row = tx.session.execute(select(Endpoint).where(Endpoint.name == endpoint).with_for_update()).scalar_one_or_none()
         _check_gates(tx, candidate.name, candidate.version, override_reason)
+        require_traffic_approval(tx.session, endpoint=endpoint, model=candidate.name, version=candidate.version,
+                                 author=candidate.created_by)
         if row is None:
             policy = make_policy(candidate.name, [(candidate.version, 1.0, "baseline")])
             row = create_endpoint_row(tx, endpoint, candidate.name, policy, reason=override_reason)
@@ -209,10 +212,18 @@ def deploy(
         return _record(rollout, row)
 
 
-def _move_alias(tx: Tx, model: str, alias: str, version: int, reason: str) -> None:
+def _move_alias(tx: Tx, model: str, alias: str, version: int, reason: str, *, check_approval: bool = True) -> None:
     from loopml.register import move_alias_in
 
-    move_alias_in(tx, model, alias, version, reason=reason)
+    move_alias_in(tx, model, alias, version, reason=reason, check_approval=check_approval)
+
+
+def _require_traffic_approval(tx: Tx, row: Endpoint, version: int) -> None:
+    from loopml.register import resolve_in
+
+    record = resolve_in(tx.session, ModelRef(name=row.model_name, version=version))
+    require_traffic_approval(tx.session, endpoint=row.name, model=row.model_name, version=version,
+                             author=record.created_by)
 
 
 def _current(tx: Tx, endpoint: str) -> tuple[Endpoint, Rollout]:
@@ -237,6 +248,7 @@ def promote(ws: Workspace, endpoint: str, *, reason: str | None = None, evidence
     """All traffic to the candidate and the alias with it, in one transaction (baseline kept warm)."""
     with ws.store.write(ws.actor) as tx:
         row, rollout = _current(tx, endpoint)
+        _require_traffic_approval(tx, row, rollout.candidate_version)
         standby = [rollout.baseline_version] if rollout.baseline_version is not None else []
         set_policy(tx, row, make_policy(row.model_name, [(rollout.candidate_version, 1.0, "baseline")], standby=standby),
                    reason=reason or f"rollout {rollout.id} promoted", rollout_id=rollout.id)
@@ -256,8 +268,9 @@ def rollback(ws: Workspace, endpoint: str, *, reason: str, evidence: dict[str, A
         set_policy(tx, row, make_policy(row.model_name, [(rollout.baseline_version, 1.0, "baseline")]),
                    reason=reason, rollout_id=rollout.id)
         if rollout.config.get("alias"):
+            # Rolling back is always allowed: it restores a version that served before.
             _move_alias(tx, row.model_name, rollout.config["alias"], rollout.baseline_version,
-                        f"rollout {rollout.id} rolled back: {reason}")
+                        f"rollout {rollout.id} rolled back: {reason}", check_approval=False)
         _finish(tx, row, rollout, "rolled_back", reason, evidence)
         return _record(rollout, row)
 

@@ -88,6 +88,8 @@ def autogenerate(message: str, rev_id: str | None = None, head: str | None = Non
     with tempfile.TemporaryDirectory() as tmp:
         from sqlalchemy import create_engine
 
+        from alembic import command
+
         engine = create_engine(f"sqlite:///{tmp}/autogen.db")
         upgrade(engine)
         cfg = alembic_config()

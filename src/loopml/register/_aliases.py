@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from loopml.kernel.exceptions import NotFoundError, ValidationError
 from loopml.kernel.types import ModelRef, check_name, utcnow
 from loopml.metadata._orm import AliasHistory, ModelAlias, ModelVersion, RegisteredModel
+from loopml.metadata.approvals_gate import require_alias_approval
 from loopml.metadata.store import Tx
 from loopml.register._queries import check_alias, find_model, find_version, lock_model
 from loopml.register._records import AliasChange, AliasRecord
@@ -51,18 +52,26 @@ def _version_number(session: Session, version_id: int) -> int:
 
 
 def move_alias(
-    session: Session, model: RegisteredModel, alias: str, target: ModelVersion, *, actor: str, reason: str | None
+    session: Session, model: RegisteredModel, alias: str, target: ModelVersion, *, actor: str, reason: str | None,
+    check_approval: bool = True,
 ) -> AliasMove | None:
     """Point ``alias`` at ``target`` in the caller's transaction (the model row must be locked).
 
     Returns ``None`` when it already points there: no history, no audit.
+
+    Raises:
+        PermissionDenied: the model's approval policy protects ``alias`` and the
+            version lacks its approvals (``check_approval=False`` only for rollbacks).
     """
     row = _alias_row(session, model.id, alias)
     now = utcnow()
     previous: int | None = None
+    if row is not None and row.version_id == target.id:
+        return None
+    if check_approval:
+        require_alias_approval(session, model=model.name, version=target.version, alias=alias,
+                               author=target.created_by)
     if row is not None:
-        if row.version_id == target.id:
-            return None
         previous = _version_number(session, row.version_id)
         row.version_id = target.id
         row.updated_at = now

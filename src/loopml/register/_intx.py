@@ -25,13 +25,18 @@ def resolve_in(session: Session, ref: str | ModelRef) -> ModelVersionRecord:
     return version_records(session, model.name, [row])[0]
 
 
-def move_alias_in(tx: Tx, name: str, alias: str, version: int, *, reason: str | None = None) -> AliasRecord | None:
-    """Point ``name@alias`` at ``version`` in ``tx``; audited; None when it already pointed there."""
+def move_alias_in(tx: Tx, name: str, alias: str, version: int, *, reason: str | None = None,
+                  check_approval: bool = True) -> AliasRecord | None:
+    """Point ``name@alias`` at ``version`` in ``tx``; audited; None when it already pointed there.
+
+    ``check_approval=False`` skips the approval policy: only for rolling back to a former version.
+    """
     check_name(name, "model")
     check_alias(alias)
     model = lock_model(tx.session, name)
     target = find_version(tx.session, model, ModelRef(name=name, version=version))
-    move = move_alias(tx.session, model, alias, target, actor=tx.actor, reason=reason)
+    move = move_alias(tx.session, model, alias, target, actor=tx.actor, reason=reason,
+                      check_approval=check_approval)
     if move is None:
         return None
     move.audit(tx)

@@ -19,6 +19,7 @@ _HOMES: dict[str, str] = {
     "Executor": "loopml.runner._executors",
     "InProcessExecutor": "loopml.runner._executors",
     "ProcessPoolExecutor": "loopml.runner._executors",
+    "RayExecutor": "loopml.runner._ray",
     "get_executor": "loopml.runner._executors",
     "NullReporter": "loopml.runner._progress",
     "Reporter": "loopml.runner._progress",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ProcessPoolExecutor,
         get_executor,
     )
+    from loopml.runner._ray import RayExecutor
     from loopml.runner._progress import NullReporter, Reporter, RichReporter
     from loopml.runner._result import PipelineRunResult, StepRunRecord
     from loopml.runner._task import StepRef, StepResult, StepTask

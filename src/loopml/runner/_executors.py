@@ -180,10 +180,15 @@ def get_executor(spec: str | Executor) -> tuple[Executor, bool]:
     """
     if isinstance(spec, Executor):
         return spec, False
+    if isinstance(spec, str) and (spec == "ray" or spec.startswith("ray:")):
+        # Registered lazily: naming the Ray executor must not import ray.
+        from loopml.runner._ray import RayExecutor
+
+        return RayExecutor.from_spec(spec), True
     cls = EXECUTORS.get(spec) if isinstance(spec, str) else None
     if cls is None:
         raise PipelineError(
-            f"unknown executor {spec!r}; choose {', '.join(repr(n) for n in EXECUTORS)} "
+            f"unknown executor {spec!r}; choose {', '.join(repr(n) for n in [*EXECUTORS, 'ray', 'ray://HOST:PORT'])} "
             "or pass an Executor instance"
         )
     return cls(), True

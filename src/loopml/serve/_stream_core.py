@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -276,3 +278,23 @@ def _py(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def install_stop_signals(stop: Callable[[], None], what: str) -> Callable[[], None] | None:
+    """SIGTERM/SIGINT call ``stop`` (finish the batch, flush, ack); returns the undo, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: Any) -> None:
+        logging.getLogger("loopml.stream").info("%s: signal %d, finishing the batch", what, signum)
+        stop()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import signal
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from loopml.kernel.exceptions import MissingExtraError, ServingError, Validation
 from loopml.kernel.types import new_id
 from loopml.serve._records import PredictionSink
 from loopml.serve._stream_core import (
+    install_stop_signals,
     Message,
     StreamCounters,
     decode_json_payload,
@@ -219,7 +219,7 @@ class MqttScorer:
     ) -> StreamCounters:
         """Score until stopped (signal, :meth:`stop`, ``max_messages`` or ``timeout_s``), then disconnect."""
         self.start()
-        restore = self._install_signals() if handle_signals else None
+        restore = install_stop_signals(self.stop, f"mqtt {self.topic_in}") if handle_signals else None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while not self._stop.is_set():
@@ -318,20 +318,3 @@ class MqttScorer:
         return decoded
 
     # ----------------------------------------------------------------- signals
-
-    def _install_signals(self) -> Callable[[], None] | None:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def handler(signum: int, frame: Any) -> None:
-            self.stop()
-
-        for sig in previous:
-            signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any
 from loopml.kernel.exceptions import MissingExtraError, ServingError, ValidationError
 from loopml.serve._records import PredictionSink
 from loopml.serve._stream_core import (
+    install_stop_signals,
     Message,
     Outcome,
     StreamCounters,
@@ -188,7 +188,7 @@ class RedisStreamScorer:
         failure to create the group at the start raises.
         """
         self.ensure_group()
-        restore = self._install_signals() if handle_signals else None
+        restore = install_stop_signals(self.stop, f"redis stream {self.stream}") if handle_signals else None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         backoff = 0.2
         try:
@@ -380,24 +380,6 @@ class RedisStreamScorer:
             self.client.xack(self.stream, self.group, *ids[start:start + 1000])
 
     # ----------------------------------------------------------------- signals
-
-    def _install_signals(self) -> Callable[[], None] | None:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def handler(signum: int, frame: Any) -> None:
-            log.info("redis stream %s: signal %d, finishing the batch", self.stream, signum)
-            self.stop()
-
-        for sig in previous:
-            signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
 
 
 def _text_strict(value: Any) -> str:

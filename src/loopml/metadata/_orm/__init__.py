@@ -5,6 +5,7 @@ from it and a test checks that the migrations and the models agree. Rows are
 storage, not API: services return plain records built from them.
 """
 
+from loopml.metadata._orm.approvals import ApprovalDecision, ApprovalPolicy, ApprovalRequest, RetentionPolicy
 from loopml.metadata._orm.audit import AuditEvent, AuditHead
 from loopml.metadata._orm.base import Base, JSONType, UTCDateTime
 from loopml.metadata._orm.datasets import Dataset, DatasetVersion
@@ -16,6 +17,10 @@ from loopml.metadata._orm.models import AliasHistory, ModelAlias, ModelVersion, 
 from loopml.metadata._orm.runs import Metric, Param, Run, RunArtifact
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "RetentionPolicy",
     "ApiToken",
     "RoleBinding",
     "User",
