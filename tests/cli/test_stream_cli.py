@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loopml.kernel.config import reset_settings
-from tests.conftest import require_service
+from loopml.testing import require_service
 
 SIGNATURE = {"version": 1, "columns": {
     "x": {"type": "float", "nullable": False, "min": 0.0, "max": 10.0},

@@ -103,7 +103,7 @@ def test_ingest_sql_from_sqlite(sqlite_workspace, tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_ingest_sql_from_postgres(workspace) -> None:
-    from conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, require_service
+    from loopml.testing import PG_DB, PG_HOST, PG_PORT, PG_USER, require_service
 
     require_service("postgres")
     import psycopg

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from loopml.testing import require_service
 from tests.serve.conftest import SIGNATURE
 
 FEATURES_SIG = {k: v for k, v in SIGNATURE.items() if k != "target"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from loopml.testing import require_service
 from tests.serve.conftest import SIGNATURE, training_frame
 
 FEATURES_SIG = {k: v for k, v in SIGNATURE.items() if k != "target"}

@@ -13,6 +13,7 @@ serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def serve(root: Path, target: str, port: int) -> None:
 
     def factory():  # type: ignore[no-untyped-def]
         ws = open_workspace(root)
-        settings = {**ws.settings.serve.model_dump(), "max_batch_size": 256, "max_batch_wait_ms": 2}
+        settings = {**ws.settings.serve.model_dump(), "max_batch_size": 256, "max_batch_wait_ms": 2,
+                    "shadow_sample_rate": float(os.environ.get("SHADOW_SAMPLE_RATE", "1"))}
         return create_app({"bc": target}, workspace=ws, sink=open_prediction_log(ws), settings=settings)
 
     run_server(factory, port=port)

@@ -7,34 +7,35 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/routing}
-DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}
+DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}; CONFIGS=${CONFIGS:-"plain single canary shadow shadow10"}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
 python "$HERE/routing_server.py" setup "$ROOT/ws"
-declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204)
-declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow)
+declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204 [shadow10]=9205)
+declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow [shadow10]=ep-shadow)
+declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=0.1)  # shadow10: 10% of requests copied
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-for cfg in plain single canary shadow; do
-  (cd "$ROOT/ws" && exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
+for cfg in $CONFIGS; do
+  (cd "$ROOT/ws" && SHADOW_SAMPLE_RATE="${RATE[$cfg]}" exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
      >"$ROOT/logs/$cfg.log" 2>&1 </dev/null) & pids+=($!); echo "$!" > "$ROOT/logs/$cfg.pid"
 done
-for cfg in plain single canary shadow; do
+for cfg in $CONFIGS; do
   for _ in $(seq 1 120); do curl -fs -o /dev/null "http://127.0.0.1:${PORT[$cfg]}/v2/health/ready" && break; sleep 0.5; done
 done
 RAW="$ROOT/raw.txt"; : > "$RAW"
 cd "$ANCHOR"
 for rep in $(seq 1 "$REPS"); do
   for c in $CELLS; do
-    for cfg in plain single canary shadow; do
+    for cfg in $CONFIGS; do
       env CONCURRENCY="$c" DURATION="$DURATION" REPS=1 WARMUP=1s REP_LABEL="$rep" RAW="$RAW" LABEL="$cfg" \
         CPU_PID="$(cat "$ROOT/logs/$cfg.pid")" ./bench.sh "http://127.0.0.1:${PORT[$cfg]}" /v2/models/bc/infer \
         bodies/oip_v2_1.json 1 > /dev/null
     done
   done
 done
-for cfg in shadow canary; do curl -s "http://127.0.0.1:${PORT[$cfg]}/metrics" | grep -E '^loopml_serve_requests_total' || true; done
+for cfg in shadow shadow10 canary; do curl -s "http://127.0.0.1:${PORT[$cfg]}/metrics" | grep -E '^loopml_serve_requests_total' || true; done
 python - "$RAW" <<'PY'
 import re, statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in open(sys.argv[1])]
@@ -45,7 +46,7 @@ def med(cfg, c, key):
 print(f"{'c':>3} {'config':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10}   ratios vs plain (rps, p50, p99, cpu)")
 for c in cells:
     base = {k: med("plain", c, k) for k in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")}
-    for cfg in ("plain", "single", "canary", "shadow"):
+    for cfg in [c for c in ("plain", "single", "canary", "shadow", "shadow10") if any(r["label"] == c for r in rows)]:
         m = {k: med(cfg, c, k) for k in base}
         ratio = " ".join(f"{m[k] / base[k]:.3f}" for k in base)
         print(f"{c:>3} {cfg:<7} {m['rps']:>8.0f} {m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} "

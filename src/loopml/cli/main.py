@@ -38,8 +38,12 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("rollout", "rollout"),
     ("scheduler", None),
     ("server", None),
+    ("up", None),
     ("users", "users"),
     ("tokens", "tokens"),
+    ("approvals", "approvals"),
+    ("privacy", "privacy"),
+    ("trace", None),
 ]
 
 

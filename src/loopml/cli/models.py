@@ -146,3 +146,13 @@ def _attach_export() -> None:
 
 
 _attach_export()
+
+
+def _attach_card() -> None:
+    """``loopml models card`` lives with governance (model cards)."""
+    from loopml.cli.cards import register_card
+
+    register_card(app)
+
+
+_attach_card()

@@ -23,11 +23,25 @@ def score(
     output: Path = typer.Option(..., "--output", "-o", help="Where predictions go (.parquet or .csv)."),
     reject: Path = typer.Option(None, "--reject", help="Rows failing the contract (default OUTPUT.rejects.EXT)."),
     batch_rows: int = typer.Option(65536, "--batch-rows", help="Rows per record batch (bounds memory)."),
+    executor: str = typer.Option("inprocess", "--executor",
+                                 help="inprocess, or ray | ray://HOST:PORT (Parquet input, Ray Data workers)."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Score a file in record batches; rows that break the contract go to a reject file."""
     from loopml.serve.batch import score_file
 
+    if executor == "ray" or executor.startswith("ray:"):
+        from functools import partial
+
+        from loopml.serve.batch_ray import score_file_ray
+
+        address = None if executor == "ray" else executor if executor.startswith("ray://") else executor[4:]
+        score_file = partial(score_file_ray, address=address)  # type: ignore[assignment]
+    elif executor != "inprocess":
+        from loopml.kernel.exceptions import ValidationError
+
+        raise ValidationError(f"--executor {executor!r} is unknown; allowed: inprocess, ray, ray://HOST:PORT",
+                              field="--executor", rule="choice")
     ws = workspace()
     if json_out:
         result = score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows)

@@ -9,7 +9,8 @@ Roles form a ladder; each holds every permission of the roles below it::
                     fire and edit triggers, move aliases (except protected
                     ones such as ``champion``, which need an approval)
     approver        + approve (decide approvals; move protected aliases)
-    admin           + users, roles and tokens: everything
+    admin           + users, roles and tokens, approval policies and
+                    overrides, retention and erasure: everything
 
 An action is ``noun.verb`` (``model.alias``); :data:`ACTIONS` lists them all
 so a route cannot declare an action nobody could ever hold.
@@ -45,7 +46,7 @@ _ML_ENGINEER = frozenset({
     "alert.ack", "trigger.write", "trigger.fire",
 })
 _APPROVER = frozenset({"approval.decide", "model.alias.protected"})
-_ADMIN = frozenset({"user.admin", "token.admin"})
+_ADMIN = frozenset({"user.admin", "token.admin", "approval.policy", "approval.override", "privacy.admin"})
 
 #: Roles from least to most privileged.
 ROLES: tuple[str, ...] = ("viewer", "data_scientist", "ml_engineer", "approver", "admin")

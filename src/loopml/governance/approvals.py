@@ -47,7 +47,12 @@ from loopml.kernel.exceptions import (
     ValidationError,
 )
 from loopml.kernel.types import ModelRef, check_name, utcnow
-from loopml.metadata._orm import ApprovalDecision, ApprovalPolicy, ApprovalRequest, Endpoint
+from loopml.metadata._orm import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    Endpoint,
+)
 from loopml.metadata.approvals_gate import find_policy
 
 if TYPE_CHECKING:

@@ -124,8 +124,8 @@ def _numeric(col: pa.ChunkedArray, kind: str, name: str) -> tuple[dict[str, Any]
     # Only integer keys use it (contract inference of ``unique``): skip the pass for floats.
     monotonic = bool(kind == "int" and n_missing == 0 and (raw.size < 2 or np.all(raw[1:] >= raw[:-1])))
     n = s.size
-    change = np.flatnonzero(s[1:] != s[:-1]) + 1
-    n_unique = int(change.size + 1)
+    differs = s[1:] != s[:-1]
+    n_unique = int(np.count_nonzero(differs)) + 1
     sf = s if s.dtype == np.float64 else s.astype(np.float64)
     summary = _quantiles(s, np.asarray(SUMMARY_LEVELS))
     grid = _quantiles(s, np.linspace(0.0, 1.0, 101))
@@ -159,7 +159,7 @@ def _numeric(col: pa.ChunkedArray, kind: str, name: str) -> tuple[dict[str, Any]
     if kind == "datetime":
         prof["min_iso"], prof["max_iso"] = _iso(s[0]), _iso(s[-1])
     if n_unique <= DISCRETE_LIMIT:
-        starts = np.concatenate([[0], change])
+        starts = np.concatenate([[0], np.flatnonzero(differs) + 1])
         run = np.diff(np.append(starts, n))
         order = np.argsort(-run, kind="stable")
         prof["top"] = {
@@ -172,9 +172,10 @@ def _numeric(col: pa.ChunkedArray, kind: str, name: str) -> tuple[dict[str, Any]
     work = sf  # a view of our own sorted copy: free to overwrite now
     work -= mean
     var = float(np.dot(work, work)) / n
-    np.power(work, 3, out=work)
+    # sum(d**3) as a dot of d*d with d: np.power(d, 3) calls pow() per element (~40x slower).
+    m3 = float(np.dot(work * work, work))
     std = math.sqrt(var)
-    skew = float(work.sum()) / n / std**3 if std > 0 else 0.0
+    skew = m3 / n / std**3 if std > 0 else 0.0
     prof.update({"mean": _f(mean), "std": _f(std), "skew": _f(skew)})
     return prof, codes
 
@@ -256,7 +257,12 @@ def profile_table(table: pa.Table, *, seed: int = SEED) -> dict[str, Any]:
     names = table.column_names
     with ThreadPoolExecutor(worker_count()) as pool:
         cols = dict(zip(names, pool.map(one, names), strict=True))
-    n_dup = int(n_rows - np.unique(row_hash).size) if n_rows else 0
+    # Sort + count instead of np.unique: same answer, ~15x less CPU on 1M uint64 hashes.
+    if n_rows:
+        row_hash.sort()
+        n_dup = int(n_rows - 1 - np.count_nonzero(row_hash[1:] != row_hash[:-1]))
+    else:
+        n_dup = 0
     n_missing_cells = sum(c["n_missing"] for c in cols.values())
     return {
         "format": PROFILE_FORMAT,

@@ -11,14 +11,18 @@ waits at most ``max_batch_wait_ms``). The queue is bounded: past
 
 Shadow versions (a traffic policy's ``shadow``) get a copy of each batch only
 after its answers are handed back, on their own thread, so they never delay a
-response; at most ``max_shadow_pending`` batches wait for them and further
-copies are dropped (``shadow_dropped``) rather than queued without bound.
+response. Copies that wait while the shadow thread is busy are scored together
+in one model call per shadow version (the per-call cost is paid once, as for
+the primary batch); at most ``max_shadow_pending`` batches wait and further
+copies are dropped (``shadow_dropped`` counts the requests) rather than queued
+without bound. ``shadow_sample_rate`` < 1 copies only that fraction of requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -76,6 +80,7 @@ class MicroBatcher:
         shadow: Callable[[], Sequence[ServedModel]] | None = None,
         shadow_endpoint: str | None = None,
         max_shadow_pending: int = 4,
+        shadow_sample_rate: float = 1.0,
     ) -> None:
         self.endpoint = endpoint
         self.max_batch_size = max(1, int(max_batch_size))
@@ -93,7 +98,12 @@ class MicroBatcher:
         self.shadow = shadow
         self.shadow_endpoint = shadow_endpoint or f"{endpoint}.shadow"
         self.shadow_dropped = 0
-        self._shadow_slots = threading.BoundedSemaphore(max(1, int(max_shadow_pending)))
+        self.shadow_sample_rate = min(1.0, max(0.0, float(shadow_sample_rate)))
+        self._max_shadow_pending = max(1, int(max_shadow_pending))
+        self._shadow_lock = threading.Lock()
+        #: answered batches waiting for the shadow thread: (shadow models, jobs, t_batch)
+        self._shadow_waiting: deque[tuple[tuple[ServedModel, ...], list[Job], float]] = deque()
+        self._shadow_draining = False
         self._shadow_executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"loopml-shadow-{endpoint}") if shadow is not None else None
 
@@ -243,23 +253,57 @@ class MicroBatcher:
 
     def _send_to_shadows(self, shadows: Sequence[ServedModel], jobs: list[Job], t_batch: float) -> None:
         """Hand a copy of an answered batch to the shadow thread, or drop it when that thread is behind."""
-        if not self._shadow_slots.acquire(blocking=False):
-            self.shadow_dropped += 1
-            return
+        rate = self.shadow_sample_rate
+        if rate < 1.0:
+            jobs = [j for j in jobs if random.random() < rate]
+            if not jobs:
+                return
+        with self._shadow_lock:
+            if len(self._shadow_waiting) >= self._max_shadow_pending:
+                self.shadow_dropped += len(jobs)
+                return
+            self._shadow_waiting.append((tuple(shadows), jobs, t_batch))
+            if self._shadow_draining:  # the shadow thread picks it up with what else waits
+                return
+            self._shadow_draining = True
         try:
-            self._shadow_executor.submit(self._run_shadows, tuple(shadows), jobs, t_batch)  # type: ignore[union-attr]
+            self._shadow_executor.submit(self._drain_shadows)  # type: ignore[union-attr]
         except RuntimeError:  # shut down while closing
-            self._shadow_slots.release()
+            with self._shadow_lock:
+                self._shadow_draining = False
+                self._shadow_waiting.clear()
 
-    def _run_shadows(self, shadows: tuple[ServedModel, ...], jobs: list[Job], t_batch: float) -> None:
+    def _drain_shadows(self) -> None:
+        """Score every waiting copy, coalescing batches that share shadow versions into one call each."""
+        while True:
+            with self._shadow_lock:
+                if not self._shadow_waiting:
+                    self._shadow_draining = False
+                    return
+                waiting = list(self._shadow_waiting)
+                self._shadow_waiting.clear()
+            groups: dict[tuple[int, ...], tuple[tuple[ServedModel, ...], list[Job], list[float]]] = {}
+            for shadows, jobs, t_batch in waiting:
+                key = tuple(id(m) for m in shadows)
+                group = groups.setdefault(key, (shadows, [], []))
+                group[1].extend(jobs)
+                group[2].extend([t_batch] * len(jobs))
+            for shadows, jobs, t_batches in groups.values():
+                self._run_shadows(shadows, jobs, t_batches)
+
+    def _run_shadows(self, shadows: tuple[ServedModel, ...], jobs: list[Job], t_batches: list[float]) -> None:
         try:
-            names = jobs[0].served.contract.names
             for model in shadows:
-                if model.contract.names != names:  # the request was parsed for another feature set
-                    log.warning("shadow %s/%s skipped on %s: its features %s differ from %s", model.name,
-                                model.version, self.endpoint, model.contract.names, names)
+                # requests parsed for another feature set cannot go to this shadow
+                same = [i for i, j in enumerate(jobs) if j.served.contract.names == model.contract.names]
+                if len(same) < len(jobs):
+                    log.warning("shadow %s/%s skipped %d requests on %s: its features %s differ from theirs",
+                                model.name, model.version, len(jobs) - len(same), self.endpoint,
+                                model.contract.names)
+                if not same:
                     continue
-                copies = [Job(model, j.frame, j.request_id, j.t0, j.ts, j.future) for j in jobs]
+                copies = [Job(model, jobs[i].frame, jobs[i].request_id, jobs[i].t0, jobs[i].ts, jobs[i].future)
+                          for i in same]
                 t = time.perf_counter()
                 try:
                     results = self._score(model, copies)
@@ -271,11 +315,9 @@ class MicroBatcher:
                 if self.sink is not None:
                     # Latency as if the shadow had answered: the wait before the batch, plus its own scoring.
                     self._log(copies, results, endpoint=self.shadow_endpoint,
-                              latencies_ms=[(t_batch - j.t0 + took) * 1000.0 for j in copies])
+                              latencies_ms=[(t_batches[i] - jobs[i].t0 + took) * 1000.0 for i in same])
         except Exception:
             log.exception("shadow scoring failed on endpoint %s", self.endpoint)
-        finally:
-            self._shadow_slots.release()
 
     def _log(self, jobs: list[Job], results: list[Result], *, endpoint: str | None = None,
              latencies_ms: list[float] | None = None) -> None:

@@ -18,7 +18,8 @@ class ServeConfig:
     ``max_batch_wait_ms`` is how long a batch may wait for company, and only
     under concurrent load; ``max_queue`` counts requests waiting for the model
     (beyond it: 503 + ``Retry-After``); ``max_rows`` and ``max_body_bytes``
-    bound one request (beyond them: 413).
+    bound one request (beyond them: 413). ``shadow_sample_rate`` is the
+    fraction of requests a traffic policy's shadow versions also score.
     """
 
     max_batch_size: int = 32
@@ -28,12 +29,16 @@ class ServeConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     poll_interval_s: float = 1.0
     retry_after_s: int = 1
+    shadow_sample_rate: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_rows", "max_body_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ValidationError(f"serve setting {name} must be >= 1, got {getattr(self, name)!r}",
                                       field=name, rule="min")
+        if not 0.0 <= self.shadow_sample_rate <= 1.0:
+            raise ValidationError(f"serve setting shadow_sample_rate must be in [0, 1], got {self.shadow_sample_rate!r}",
+                                  field="shadow_sample_rate", rule="range")
         if self.max_batch_wait_ms < 0 or self.poll_interval_s <= 0:
             raise ValidationError("serve settings max_batch_wait_ms must be >= 0 and poll_interval_s > 0",
                                   field="max_batch_wait_ms", rule="min")

@@ -66,10 +66,23 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    from loopml.server.routes import approvals as approval_routes
+    from loopml.server.routes import governance as governance_routes
+
+    app.include_router(approval_routes.router, prefix=API_PREFIX)
+    app.include_router(governance_routes.router, prefix=API_PREFIX)
 
     @app.get("/health", response_model=HealthOut, tags=["health"], summary="Liveness (no token needed)")
     def health() -> dict[str, Any]:
         return {"status": "ok", "auth": auth, "project": project}
+
+    from starlette.responses import RedirectResponse
+
+    from loopml.ui import create_ui
+
+    # The web UI (server-rendered pages): same process, workspace, auth mode and guards.
+    app.mount("/ui", create_ui(ws, auth=auth, project=project))
+    app.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
     upload_paths = (f"{API_PREFIX}/datasets/",)
 

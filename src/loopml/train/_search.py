@@ -259,6 +259,8 @@ def search(
     preprocess: PreprocessMode = "auto",
     positive_label: Any = None,
     timeout_s: float | None = None,
+    executor: str | None = None,
+    max_parallel: int | None = None,
 ) -> SearchResult:
     """Search ``space`` for the ``estimator`` params that score best on ``validation_df``.
 
@@ -270,12 +272,84 @@ def search(
     params the estimator rejects is recorded as ``failed`` and the search goes
     on; an exception from ``on_trial`` stops the search.
 
+    ``executor="ray"`` (or ``"ray://HOST:PORT"``, ``"ray:auto"``) runs trials as
+    Ray tasks, up to ``max_parallel`` at once (default: the cluster's CPUs),
+    with the same pruning and the same ``on_trial`` calls, made here on the
+    driver as each trial ends (see :func:`loopml.train._search_ray.search_on_ray`).
+
     Raises:
         MissingExtraError: optuna is not installed (``loopml[tune]``).
         SpecError: a bad space.
         ValidationError: bad metric, direction, n_trials or columns.
         TrainingError: every trial failed.
     """
+    if executor not in (None, "inprocess"):
+        if not isinstance(executor, str) or not (executor == "ray" or executor.startswith("ray:")):
+            raise ValidationError(
+                f"search executor {executor!r} is unknown; allowed: inprocess, ray, ray://HOST:PORT",
+                field="executor", rule="choice",
+            )
+        from loopml.train._search_ray import search_on_ray
+
+        return search_on_ray(
+            train_df, validation_df, target=target, estimator=estimator, space=space, n_trials=n_trials,
+            metric=metric, direction=direction, seed=seed, on_trial=on_trial, pruner=pruner,
+            base_params=base_params, features=features, preprocess=preprocess, positive_label=positive_label,
+            timeout_s=timeout_s, max_parallel=max_parallel,
+            address=None if executor == "ray" else executor if executor.startswith("ray://") else executor[4:],
+        )
+    prep = _prepare(train_df, validation_df, target=target, estimator=estimator, space=space, n_trials=n_trials,
+                    metric=metric, direction=direction, base_params=base_params, seed=seed)
+    specs, direction, fixed, train_df, validation_df = (
+        prep.specs, prep.direction, prep.fixed, prep.train_df, prep.validation_df)
+    optuna = _import_optuna()
+    from optuna.trial import TrialState as OptunaState
+
+    study = optuna.create_study(
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=_make_pruner(optuna, pruner)
+    )
+    distributions = {name: spec.to_distribution() for name, spec in specs.items()}
+    rungs = _rungs(train_df, target, prep.task, pruner is not False and pruner is not None, seed)
+    return _loop(study, OptunaState, distributions, rungs, validation_df, fixed, n_trials=n_trials,
+                 target=target, estimator=estimator, metric=metric, direction=direction, seed=seed,
+                 on_trial=on_trial, features=features, preprocess=preprocess, positive_label=positive_label,
+                 timeout_s=timeout_s)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A checked search: its space, direction, fixed params, task and the two frames."""
+
+    specs: dict[str, ParamSpec]
+    direction: Literal["maximize", "minimize"]
+    fixed: dict[str, Any]
+    task: str
+    train_df: pd.DataFrame
+    validation_df: pd.DataFrame
+
+
+def _make_pruner(optuna: Any, pruner: Any) -> Any:
+    if pruner is True:
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if pruner is False or pruner is None:
+        return optuna.pruners.NopPruner()
+    return pruner  # an Optuna pruner object
+
+
+def _prepare(
+    train_df: pd.DataFrame,
+    validation_df: pd.DataFrame | None,
+    *,
+    target: str,
+    estimator: str,
+    space: Mapping[str, Any],
+    n_trials: int,
+    metric: str,
+    direction: str | None,
+    base_params: Mapping[str, Any] | None,
+    seed: int,
+) -> _Prepared:
+    """Every check a search makes before its first trial, wherever the trials run."""
     specs = parse_space(space)
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise ValidationError(f"n_trials must be a positive integer; got {n_trials!r}", field="n_trials", rule="range")
@@ -311,22 +385,30 @@ def search(
         raise ValidationError(
             f"validation_df has no target column {target!r}", field="validation_df", rule="column"
         )
+    return _Prepared(specs, direction, fixed, task, train_df, validation_df)  # type: ignore[arg-type]
 
-    optuna = _import_optuna()
-    from optuna.trial import TrialState as OptunaState
 
-    if pruner is True:
-        optuna_pruner: Any = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    elif pruner is False or pruner is None:
-        optuna_pruner = optuna.pruners.NopPruner()
-    else:
-        optuna_pruner = pruner  # an Optuna pruner object
-    study = optuna.create_study(
-        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna_pruner
-    )
-    distributions = {name: spec.to_distribution() for name, spec in specs.items()}
-    rungs = _rungs(train_df, target, task, pruner is not False and pruner is not None, seed)
-
+def _loop(
+    study: Any,
+    OptunaState: Any,  # noqa: N803 - optuna's enum, imported by the caller
+    distributions: dict[str, Any],
+    rungs: list[pd.DataFrame],
+    validation_df: pd.DataFrame,
+    fixed: dict[str, Any],
+    *,
+    n_trials: int,
+    target: str,
+    estimator: str,
+    metric: str,
+    direction: str,
+    seed: int,
+    on_trial: Callable[[TrialResult], None] | None,
+    features: Sequence[str] | None,
+    preprocess: PreprocessMode,
+    positive_label: Any,
+    timeout_s: float | None,
+) -> SearchResult:
+    """The in-process trial loop: one trial at a time, rung by rung."""
     trials: list[TrialResult] = []
     best: tuple[float, int, dict[str, Any], TrainedModel] | None = None
     first_error: str | None = None

@@ -73,6 +73,15 @@ _env.filters["ts"] = _fmt_ts
 _env.filters["num"] = _fmt_num
 
 
+def warm_up() -> None:
+    """Compile every template and configure the ORM mappers now, not on the first visitor's request."""
+    from sqlalchemy.orm import configure_mappers
+
+    for name in _env.list_templates():
+        _env.get_template(name)
+    configure_mappers()
+
+
 @dataclass
 class Page:
     """A template and what it shows."""

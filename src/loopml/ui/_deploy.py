@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -36,13 +36,15 @@ def health(ctx: UiCtx, endpoint: str, since: str = HEALTH_WINDOW) -> dict[str, A
         return {"rows": [], "total": 0}
     try:
         rows = con.execute(
-            "SELECT date_trunc('minute', ts) AS m, count(DISTINCT request_id) AS n, "
+            "SELECT epoch(date_trunc('minute', ts)) AS m, count(DISTINCT request_id) AS n, "
             "quantile_cont(latency_ms, 0.5) AS p50, quantile_cont(latency_ms, 0.95) AS p95, "
             "avg(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1.0 ELSE 0.0 END) AS err "
             "FROM predictions GROUP BY 1 ORDER BY 1"
         ).fetchall()
     finally:
         con.close()
+    # epoch seconds, not TIMESTAMPTZ: DuckDB would need pytz to hand those to Python
+    rows = [(datetime.fromtimestamp(r[0], UTC), *r[1:]) for r in rows]
     total = sum(r[1] for r in rows)
     errors = sum(r[1] * r[4] for r in rows)
     return {

@@ -116,7 +116,7 @@ def lineage_svg(graph: Mapping[str, Any], *, href: Any, max_nodes: int = 300) ->
     node goes (the graph re-rooted there: that is how it expands).
     """
     nodes = {n["key"]: n for n in graph["nodes"][:max_nodes]}
-    edges = [(":".join(e["src"]), ":".join(e["dst"]), e["relation"]) for e in graph["edges"]]
+    edges = [(e["src"], e["dst"], e["relation"]) for e in graph["edges"]]
     edges = [(s, d, r) for s, d, r in edges if s in nodes and d in nodes]
     root = graph["root"]
     level: dict[str, int] = {root: 0}

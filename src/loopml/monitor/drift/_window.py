@@ -2,7 +2,7 @@
 
 Every test of a column reads the same :class:`ColumnWindow`, so a window is
 binned once however many tests look at it: numeric values are counted in the
-reference's fine quantile cells (one ``searchsorted`` + ``bincount``), with
+reference's fine quantile cells (one sort, then a ``searchsorted`` of the edges), with
 the exact mass beyond the reference range kept for Wasserstein; categorical
 values are counted per reference category, unseen ones pooled as "other".
 """
@@ -67,13 +67,16 @@ def summarize_window(ref: ColumnReference, raw: Any) -> ColumnWindow:
             )
         assert ref.edges is not None
         m = ref.edges.size
-        bins = np.bincount(np.searchsorted(ref.edges, vals, side="right"), minlength=m + 1)
+        # Sort the window once: the cell counts are then m binary searches (not one per value),
+        # the tails are slices, and the tests that sort again (KS, W1, unique counts) get sorted input.
+        vals = np.sort(vals)
+        below_edge = np.searchsorted(vals, ref.edges, side="left")  # values strictly below each edge
+        bins = np.diff(below_edge, prepend=0, append=vals.size)
         left = right = 0.0
         if bins[0]:
-            below = vals[vals < ref.edges[0]]
-            left = float(np.sum(ref.edges[0] - below))
-        if bins[m] > 0 and vals.max() > ref.edges[-1]:
-            above = vals[vals > ref.edges[-1]]
+            left = float(np.sum(ref.edges[0] - vals[: below_edge[0]]))
+        if bins[m] > 0 and vals[-1] > ref.edges[-1]:
+            above = vals[np.searchsorted(vals, ref.edges[-1], side="right"):]
             right = float(np.sum(above - ref.edges[-1]))
         return ColumnWindow(ref.name, int(vals.size), n_missing, values=vals, bin_counts=bins,
                             left_tail=left, right_tail=right)

@@ -1,0 +1,95 @@
+"""Test harness for loopml and for projects built on it.
+
+``require_service`` skips a test when a service is absent, or fails it when
+``LOOPML_REQUIRE_SERVICES=1`` (CI); ``postgres_schema`` gives a fresh
+PostgreSQL schema (and its URL) for one test; ``temporary_workspace`` a
+throw-away workspace. pytest is imported only when a check needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PG_DB", "PG_HOST", "PG_PORT", "PG_USER", "SERVICES", "pg_dsn", "postgres_schema",
+    "require_service", "service_reachable", "temporary_workspace",
+]
+
+# Test infrastructure reads its own env (not loopml settings): where the test services are.
+PG_HOST = os.environ.get("LOOPML_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("LOOPML_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("LOOPML_TEST_PG_USER", "postgres")
+PG_DB = os.environ.get("LOOPML_TEST_PG_DB", "test")
+
+SERVICES: dict[str, tuple[str, int]] = {
+    "postgres": (PG_HOST, PG_PORT),
+    "redis": ("127.0.0.1", 6379),
+    "rabbitmq": ("127.0.0.1", 5672),
+    "mqtt": ("127.0.0.1", 1883),
+    "nats": ("127.0.0.1", 4222),
+    "mariadb": ("127.0.0.1", 3306),
+}
+
+
+def service_reachable(name: str, timeout: float = 1.0) -> bool:
+    host, port = SERVICES[name]
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip the calling test unless ``name`` answers (fail instead under LOOPML_REQUIRE_SERVICES=1)."""
+    import pytest
+
+    if service_reachable(name):
+        return
+    host, port = SERVICES[name]
+    reason = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("LOOPML_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}, and LOOPML_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(reason)
+
+
+def pg_dsn() -> str:
+    """libpq connection string of the test database."""
+    return f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_DB}"
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test database and a SQLAlchemy URL bound to it; dropped afterwards."""
+    require_service("postgres")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+               f"?options=-csearch_path%3D{schema}")
+    finally:
+        with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def temporary_workspace(**overrides: Any) -> Iterator[Any]:
+    """A workspace in a temporary folder (SQLite unless ``db_url`` is given), removed afterwards."""
+    from loopml.workspace import init_workspace
+
+    with tempfile.TemporaryDirectory(prefix="loopml-") as tmp:
+        ws = init_workspace(Path(tmp), **overrides)
+        try:
+            yield ws
+        finally:
+            ws.store.dispose()
