@@ -3,11 +3,11 @@
 # files with loopml (log ON, validation ON) and measure them with the same bench.sh, interleaved
 # with the hand-written baseline so the ratios come from the same minutes on the same machine.
 #   ANCHOR=/work/shared/bench/serving  ROOT=/tmp/loopml-bench/serving
-#   DURATION=5s REPS=2 BATCH=256 WAIT_MS=2 ./run_loopml.sh [hgb|lr]
+#   DURATION=5s REPS=2 BATCH=1024 WAIT_MS=2 ./run_loopml.sh [hgb|lr]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/serving}
-MODEL=${1:-hgb}; DURATION=${DURATION:-5s}; REPS=${REPS:-2}; BATCH=${BATCH:-256}; WAIT_MS=${WAIT_MS:-2}
+MODEL=${1:-hgb}; DURATION=${DURATION:-5s}; REPS=${REPS:-2}; BATCH=${BATCH:-1024}; WAIT_MS=${WAIT_MS:-2}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 [[ -f $ROOT/models/$MODEL.joblib ]] || python "$ANCHOR/make_model.py" "$ROOT/models"
 mkdir -p "$ROOT/logs"

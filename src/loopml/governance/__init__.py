@@ -1,5 +1,18 @@
-"""Governance: promotion gates; identities, tokens and role permissions (approvals come later)."""
+"""Governance: promotion gates; identities, tokens and role permissions; approvals; traces; model cards."""
 
+from loopml.governance.approvals import (
+    ApprovalPolicyRecord,
+    ApprovalRequestRecord,
+    approve,
+    get_policy,
+    get_request,
+    list_policies,
+    list_requests,
+    override,
+    reject,
+    request_approval,
+    set_policy,
+)
 from loopml.governance.gates import (
     ChangeRule,
     FairnessRule,
@@ -34,8 +47,27 @@ from loopml.governance.identity import (
     revoke_role,
     revoke_token,
 )
+from loopml.governance.model_card import ModelCard, model_card, set_card_fields
+from loopml.governance.trace import TraceResult, trace_dataset, trace_request
 
 __all__ = [
+    "ApprovalPolicyRecord",
+    "ApprovalRequestRecord",
+    "ModelCard",
+    "TraceResult",
+    "approve",
+    "get_policy",
+    "get_request",
+    "list_policies",
+    "list_requests",
+    "model_card",
+    "override",
+    "reject",
+    "request_approval",
+    "set_card_fields",
+    "set_policy",
+    "trace_dataset",
+    "trace_request",
     "ChangeRule",
     "FairnessRule",
     "GateChecker",

@@ -158,14 +158,18 @@ def score_file_ray(
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                  **({} if address and address.startswith("ray://") else {"include_dashboard": False}))
-    workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    workers = num_workers or max(1, int(cpus))
+    # Leave one CPU unclaimed for Ray Data's own listing and read tasks: actors
+    # holding every CPU slot would starve them (a deadlock, not just a slowdown).
+    actor_cpus = max(0.05, min(1.0, (cpus - 1) / workers)) if cpus > 1 else 0.5
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # global _row numbers, and the output in input order
     ctx.enable_progress_bars = False
     model_ref_obj = ray.put(loaded)
     ds = ray.data.read_parquet(str(src.resolve())).map_batches(
         _Scorer, fn_constructor_kwargs={"model_box": [model_ref_obj]}, batch_size=batch_rows,
-        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=actor_cpus,
         zero_copy_batch=True,
     )
 
