@@ -23,7 +23,7 @@ app.add_typer(retention_app, name="retention")
 def retention_set(endpoint: str = typer.Argument(...), days: int = typer.Option(..., "--days", min=1, max=36_500),
                   json_out: bool = JsonOpt) -> None:
     """Keep ENDPOINT's predictions and feedback DAYS days."""
-    from loopml.predictions._privacy import set_retention
+    from loopml.predictions import set_retention
 
     rec = set_retention(workspace(), endpoint, days)
     if json_out:
@@ -36,7 +36,7 @@ def retention_set(endpoint: str = typer.Argument(...), days: int = typer.Option(
 @handle_errors
 def retention_show(json_out: bool = JsonOpt) -> None:
     """Every retention policy."""
-    from loopml.predictions._privacy import list_retention
+    from loopml.predictions import list_retention
 
     rows = list_retention(workspace())
     if json_out:
@@ -50,7 +50,7 @@ def retention_show(json_out: bool = JsonOpt) -> None:
 @handle_errors
 def retention_apply(endpoint: str = typer.Option(None, "--endpoint"), json_out: bool = JsonOpt) -> None:
     """Delete the partitions the policies no longer keep (audited)."""
-    from loopml.predictions._privacy import apply_retention
+    from loopml.predictions import apply_retention
 
     results = apply_retention(workspace(), endpoint)
     if json_out:
@@ -69,7 +69,7 @@ def erase(
     json_out: bool = JsonOpt,
 ) -> None:
     """Erase every logged row about one subject, and its feedback (the right to erasure)."""
-    from loopml.predictions._privacy import erase_subject
+    from loopml.predictions import erase_subject
 
     result = erase_subject(workspace(), subject_key, value, endpoint=endpoint)
     if json_out:

@@ -8,6 +8,15 @@ monitor and people read windows back with :func:`query_predictions`,
 
 from loopml.predictions._feedback import FeedbackResult, feedback_files, join_feedback, record_feedback
 from loopml.predictions._files import parse_time
+from loopml.predictions._privacy import (
+    ErasureResult,
+    RetentionPolicyRecord,
+    RetentionResult,
+    apply_retention,
+    erase_subject,
+    list_retention,
+    set_retention,
+)
 from loopml.predictions._log import PredictionLog, close_all_logs, install_sigterm_handler, open_prediction_log
 from loopml.predictions._query import (
     CompactResult,
@@ -20,6 +29,13 @@ from loopml.predictions._query import (
 from loopml.predictions._schema import PredictionSink, records_to_table
 
 __all__ = [
+    "ErasureResult",
+    "RetentionPolicyRecord",
+    "RetentionResult",
+    "apply_retention",
+    "erase_subject",
+    "list_retention",
+    "set_retention",
     "CompactResult",
     "FeedbackResult",
     "PredictionLog",

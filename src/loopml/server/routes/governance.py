@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loopml.governance.model_card import model_card, set_card_fields
 from loopml.governance.trace import TraceResult, trace_dataset, trace_request
-from loopml.predictions._privacy import (
+from loopml.predictions import (
     apply_retention,
     erase_subject,
     list_retention,
