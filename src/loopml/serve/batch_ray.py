@@ -21,6 +21,7 @@ be readable by every Ray worker (a shared path, or the same file on each node).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loopml.kernel.exceptions import DataError, MissingExtraError, NotFoundError, ServingError, ValidationError
+from loopml.kernel.exceptions import (
+    DataError,
+    MissingExtraError,
+    NotFoundError,
+    ServingError,
+    ValidationError,
+)
 from loopml.kernel.types import new_id
 from loopml.serve import batch as _batch
 
@@ -94,6 +101,22 @@ def _split(table: pa.Table, input_names: list[str], features: list[str], rows_in
     rej_cols["_row"] = pc.add(rows.cast(pa.int64()), rows_in)
     rej_cols[_REASON] = rejected.column(_REASON)
     return pa.table(out_cols), pa.table(rej_cols)
+
+
+def _drain(blocks: Iterator[pa.Table], out: Any, rejects: Any, input_names: list[str], features: list[str],
+           progress: _batch.Progress | None, total: int) -> int:
+    """Write scored blocks, in input order, to the output and reject files; the rows seen."""
+    rows_in = 0
+    for block in blocks:
+        good, bad = _split(block, input_names, features, rows_in)
+        if good.num_rows:
+            out.write(good)
+        if bad.num_rows:
+            rejects.write(bad)
+        rows_in += block.num_rows
+        if progress is not None:
+            progress(rows_in, total)
+    return rows_in
 
 
 def score_file_ray(
@@ -163,7 +186,9 @@ def score_file_ray(
     # Leave one CPU unclaimed for Ray Data's own listing and read tasks: actors
     # holding every CPU slot would starve them (a deadlock, not just a slowdown).
     actor_cpus = max(0.05, min(1.0, (cpus - 1) / workers)) if cpus > 1 else 0.5
-    ctx = ray.data.DataContext.get_current()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Ray's context copies its deprecated knobs
+        ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # global _row numbers, and the output in input order
     ctx.enable_progress_bars = False
     model_ref_obj = ray.put(loaded)
@@ -177,16 +202,13 @@ def score_file_ray(
     rejects = _batch._Out(rej, rej_fmt)
     rows_in = 0
     try:
-        blocks: Iterator[pa.Table] = ds.iter_batches(batch_size=None, batch_format="pyarrow")
-        for block in blocks:
-            good, bad = _split(block, input_names, features, rows_in)
-            if good.num_rows:
-                out.write(good)
-            if bad.num_rows:
-                rejects.write(bad)
-            rows_in += block.num_rows
-            if progress is not None:
-                progress(rows_in, total)
+        with warnings.catch_warnings():
+            # One Parquet file is one read task whose blocks stream to every actor;
+            # Ray's plan-time warning that "the operator only received 1 input" is moot.
+            warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="ray")
+            blocks = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+            rows_in = _drain(blocks, out, rejects, input_names, features, progress, total)
         if out.writer is None:  # nothing scorable: still leave an (empty) output behind
             cols = {name: pa.array([], type=pa.string()) for name in (features or [])}
             cols["prediction"] = pa.array([], type=pa.string())
