@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.ui.conftest import ARTIFACTS, LiveServer
@@ -144,4 +145,36 @@ def test_follow_lineage_from_a_prediction_to_its_dataset(live: LiveServer, tab: 
     tab.page.wait_for_url(re.compile(rf"/ui/datasets/{live.world.dataset}/1$"))
     assert tab.page.locator("main h1").inner_text() == f"Dataset {live.world.dataset}@1"
     tab.page.screenshot(path=str(ARTIFACTS / "lineage-to-dataset.png"), full_page=True)
+    assert tab.problems == []
+
+
+def test_approve_a_promotion_by_clicking(live: LiveServer, tab: Watched) -> None:
+    """An endpoint policy needs one approval from someone who is not the author; the UI gives it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml.deploy import deploy, get_endpoint
+    from loopml.governance.approvals import request_approval, set_policy
+    from loopml.kernel.exceptions import PermissionDenied
+    from loopml.register import register_model
+
+    ws, endpoint = live.world.ws, live.world.endpoint
+    x = pd.DataFrame({"tenure": [1.0, 50.0, 3.0, 40.0], "charges": [80.0, 20.0, 90.0, 30.0]})
+    author = ws.as_actor("alice")
+    version = register_model(author, live.world.model, LogisticRegression().fit(x, [1, 0, 1, 0]),
+                             gates_passed=True).version
+    set_policy(ws, f"endpoint:{endpoint}", 1)
+    with pytest.raises(PermissionDenied, match="needs 1 approval"):
+        deploy(ws, endpoint, f"{live.world.model}/{version}")
+    request = request_approval(author, f"{live.world.model}/{version}", endpoint=endpoint, reason="better recall")
+
+    tab.page.goto(f"{live.url}/ui/deployments/{endpoint}")
+    form = tab.page.locator(f"form[action$='/approvals/{request.id}/approve']")
+    form.locator("input[name=reason]").fill("reviewed the evaluation per slice")
+    form.get_by_role("button", name="Approve").click()
+    tab.page.wait_for_url(re.compile(r"msg="))
+    assert "approved" in tab.page.locator(".flash.ok").inner_text()
+
+    deploy(ws, endpoint, f"{live.world.model}/{version}")  # now allowed
+    assert get_endpoint(ws, endpoint).serving_versions == [version]
+    set_policy(ws, f"endpoint:{endpoint}", 0)
     assert tab.problems == []

@@ -52,12 +52,13 @@ PAGES: list[tuple[str, Any, str]] = [
 #: (path, handler, action needed): every POST action.
 ACTIONS: list[tuple[str, Any, str]] = [
     ("/deployments/{endpoint}/{verb:str}", _deploy.rollout_action, "rollout.write"),
+    ("/approvals/{request_id:int}/{verb:str}", _deploy.approval_action, "approval.decide"),
     ("/alerts/{alert_id:int}/ack", _monitor.ack, "alert.ack"),
     ("/triggers/{name}/fire", _monitor.fire, "trigger.fire"),
     ("/audit/verify", _trace.verify_now, "audit.read"),
 ]
 
-_VERBS = ("promote", "pause", "resume", "rollback")
+_VERBS = ("promote", "pause", "resume", "rollback", "approve", "reject")
 
 
 async def _login_page(request: Request) -> Response:

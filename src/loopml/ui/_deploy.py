@@ -68,8 +68,13 @@ def deployment(request: Request, ctx: UiCtx) -> Page:
     if rollout is not None and rollout.strategy == "canary":
         steps = [{"weight": w, "done": i < rollout.step, "current": i == rollout.step}
                  for i, w in enumerate(rollout.config.get("steps", []))]
+    from loopml.governance.approvals import list_requests
+
+    candidate = rollout.candidate_version if rollout is not None else None
+    approvals = [a for a in list_requests(ctx.ws, model=ep.model_name)
+                 if a.endpoint in (None, name) and (a.status == "pending" or a.version == candidate)][:20]
     return Page("deployment.html", {
-        "title": f"Endpoint {name}", "ep": ep, "history": history[::-1][:50], "n_changes": len(history),
+        "title": f"Endpoint {name}", "ep": ep, "approvals": approvals, "history": history[::-1][:50], "n_changes": len(history),
         "traffic": stacked_steps(changes, until=utcnow()), "rollout": rollout, "steps": steps,
         "evidence": list(reversed(rollout.evidence))[:20] if rollout else [], "past": past,
         "health": health(ctx, name), "window": HEALTH_WINDOW, "since": utcnow() - timedelta(hours=1),
@@ -92,3 +97,17 @@ def rollout_action(request: Request, ctx: UiCtx, form: Form) -> str:
         rollback(ctx.ws, name, reason=reason or "rolled back from the UI", evidence=evidence)
     done = {"promote": "promoted", "pause": "paused", "resume": "resumed", "rollback": "rolled back"}[verb]
     return url(request, f"/deployments/{name}", msg=f"rollout on {name} {done}")
+
+
+def approval_action(request: Request, ctx: UiCtx, form: Form) -> str:
+    """approve | reject an approval request (separation of duties is checked by the service)."""
+    from loopml.governance.approvals import approve, reject
+
+    request_id, verb = int(request.path_params["request_id"]), request.path_params["verb"]
+    reason = first(form, "reason") or ""
+    record = (approve if verb == "approve" else reject)(ctx.ws, request_id, reason=reason)
+    back = first(form, "back")
+    if not back.startswith("/") or back.startswith("//"):  # only pages of this UI: no open redirect
+        back = f"/models/{record.model}/{record.version}"
+    done = "approved" if verb == "approve" else "rejected"
+    return url(request, back, msg=f"request {record.id} for {record.ref} {done}")
