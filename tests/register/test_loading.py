@@ -61,14 +61,9 @@ def test_a_record_whose_digest_differs_from_the_bytes_is_refused(sqlite_workspac
         def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
             self.real = real
 
-        def info(self, digest):  # type: ignore[no-untyped-def]
-            return self.real.info(digest)
-
-        def open(self, digest):  # type: ignore[no-untyped-def]
-            import contextlib
-            import io
-
-            return contextlib.nullcontext(io.BytesIO(b"other bytes"))
+        def read(self, digest):  # type: ignore[no-untyped-def]
+            _, info = self.real.read(digest)
+            return b"other bytes", info
 
     monkeypatch.setitem(sqlite_workspace.__dict__, "artifacts", _Lying(sqlite_workspace.artifacts))
     with pytest.raises(IntegrityError, match=r"model churn/1: artifact bytes hash to .*the registry records"):

@@ -216,8 +216,20 @@ class ArtifactStore:
 
     def get_bytes(self, digest: str) -> bytes:
         """The payload, after checking its sha256 against ``digest``."""
-        with self.open(digest) as f:
-            return f.read()
+        return self.read(digest)[0]
+
+    def read(self, digest: str) -> tuple[bytes, ArtifactInfo]:
+        """Payload and header in one pass over the object, verified (for objects that fit in memory)."""
+        with self.backend.open(_key(digest)) as f:
+            header = _read_header(f, digest)
+            data = f.read()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest or len(data) != header["size"]:
+            raise IntegrityError(
+                f"artifact {digest[:12]} is corrupt: its bytes hash to {actual[:12]} "
+                f"({len(data)} bytes, expected {header['size']})"
+            )
+        return data, ArtifactInfo(digest, header["size"], header["media_type"], header.get("meta", {}))
 
     @contextmanager
     def open(self, digest: str) -> Iterator[BinaryIO]:

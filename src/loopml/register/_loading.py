@@ -53,18 +53,17 @@ def _remember(digest: str, estimator: Any) -> None:
 
 
 def _read_verified(ws: Workspace, record: ModelVersionRecord) -> tuple[bytes, str]:
+    """The model's bytes, hashed and compared with the registry's digest before anything unpickles them."""
     digest = record.artifact_digest
     try:
-        info = ws.artifacts.info(digest)
-        with ws.artifacts.open(digest) as f:  # hashes the whole payload before handing it out
-            data = f.read()
+        data, info = ws.artifacts.read(digest)  # refuses bytes whose sha256 is not ``digest``
     except NotFoundError as exc:
         raise RegistryError(
             f"model {record.ref}: its artifact {digest[:12]} is missing from the artifact store"
         ) from exc
     except IntegrityError as exc:
         raise IntegrityError(f"model {record.ref}: {exc}; refusing to load it") from exc
-    actual = hashlib.sha256(data).hexdigest()
+    actual = hashlib.sha256(data).hexdigest()  # defence in depth: whatever the store backend did
     if actual != digest:
         raise IntegrityError(
             f"model {record.ref}: artifact bytes hash to {actual[:12]}, the registry records {digest[:12]}; "
