@@ -12,14 +12,14 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'loopml[ray]')")
 
-import runner_light_steps as light  # noqa: E402
-import runner_steps as rs  # noqa: E402
+import runner_light_steps as light
+import runner_steps as rs
 
-from loopml.kernel.exceptions import PipelineError, StepFailed  # noqa: E402
-from loopml.pipeline import Pipeline  # noqa: E402
-from loopml.runner import get_executor, run_pipeline  # noqa: E402
-from loopml.runner._ray import RayExecutor, ray_options  # noqa: E402
-from loopml.tracking import list_runs  # noqa: E402
+from loopml.kernel.exceptions import PipelineError, StepFailed
+from loopml.pipeline import Pipeline
+from loopml.runner import get_executor, run_pipeline
+from loopml.runner._ray import RayExecutor, ray_options
+from loopml.tracking import list_runs
 
 HERE = Path(__file__).parent
 

@@ -20,9 +20,9 @@ from sklearn.preprocessing import OneHotEncoder
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'loopml[ray]')")
 
-from loopml.kernel.exceptions import ServingError, ValidationError  # noqa: E402
-from loopml.serve.batch import score_file  # noqa: E402
-from loopml.serve.batch_ray import score_file_ray  # noqa: E402
+from loopml.kernel.exceptions import ServingError, ValidationError
+from loopml.serve.batch import score_file
+from loopml.serve.batch_ray import score_file_ray
 
 # Ray Data's own context warns about its deprecated knobs as it copies itself
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
@@ -92,10 +92,9 @@ def _register(ws: Any, count_dir: Path, *, fail: bool = False) -> str:
 
 def _input(path: Path, n: int = 1000) -> Path:
     df = _frame(n)
-    df.loc[10, "tenure"] = 140.0
-    df.loc[130, "plan"] = "gold"
-    df.loc[700, "tenure"] = None
-    df.loc[999, "tenure"] = -1.0
+    for row, col, value in [(10, "tenure", 140.0), (130, "plan", "gold"), (700, "tenure", None), (999, "tenure", -1.0)]:
+        if row < n:
+            df.loc[row, col] = value
     df.to_parquet(path, row_group_size=300)
     return path
 

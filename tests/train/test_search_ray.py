@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'loopml[ray]')")
 
-from loopml.kernel.exceptions import ValidationError  # noqa: E402
-from loopml.train import TrialResult, search, split_frame  # noqa: E402
+from loopml.kernel.exceptions import ValidationError
+from loopml.train import TrialResult, search, split_frame
 
 HERE = Path(__file__).parent
 HGB_C = "sklearn.ensemble.HistGradientBoostingClassifier"
