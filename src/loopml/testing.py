@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = [
     "PG_DB", "PG_HOST", "PG_PORT", "PG_USER", "SERVICES", "pg_dsn", "postgres_schema",
-    "require_service", "service_reachable", "temporary_workspace",
+    "ThreadServer", "require_service", "service_reachable", "temporary_workspace",
 ]
 
 # Test infrastructure reads its own env (not loopml settings): where the test services are.
@@ -93,3 +93,50 @@ def temporary_workspace(**overrides: Any) -> Iterator[Any]:
             yield ws
         finally:
             ws.store.dispose()
+
+
+class ThreadServer:
+    """A real uvicorn server for an ASGI app on a free loopback port, in a background thread.
+
+    ``start()``/``stop()`` or ``with ThreadServer(app) as server: server.url``.
+    ``lifespan="on"`` runs the app's startup/shutdown hooks (serving apps flush
+    their prediction log there).
+    """
+
+    def __init__(self, app: Any, *, lifespan: str = "on", graceful_timeout_s: float = 5.0) -> None:
+        import threading
+
+        import uvicorn
+
+        self.app = app
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan,
+                                timeout_graceful_shutdown=int(graceful_timeout_s))
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout_s: float = 20.0) -> ThreadServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+    def __enter__(self) -> ThreadServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -3,9 +3,6 @@ token per role, and small seeds (runs, a model, an endpoint, a trigger, an alert
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,38 +11,16 @@ import httpx
 import pytest
 
 from loopml.governance.identity import ROLES, create_token, create_user
+from loopml.testing import ThreadServer as _ThreadServer
 
 API = "/api/v1"
 
 
-class ThreadServer:
-    """uvicorn serving an app on 127.0.0.1 from a background thread."""
+class ThreadServer(_ThreadServer):
+    """The control plane has no lifespan hooks: run it without them."""
 
     def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        self.sock.close()
+        super().__init__(app, lifespan="off")
 
 
 @dataclass
