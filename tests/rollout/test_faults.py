@@ -36,6 +36,7 @@ from loopml.predictions import (
 )
 from loopml.register import register_model, resolve
 from loopml.rollout import analyze_rollout, controller_tick
+from loopml.testing import ThreadServer
 
 _spec = importlib.util.spec_from_file_location("faulty_models", Path(__file__).with_name("faulty_models.py"))
 fm = sys.modules.get("faulty_models")
@@ -76,7 +77,7 @@ class Rig:
                          settings={"poll_interval_s": 0.05, "max_batch_wait_ms": 0})
         self.router = app.endpoints[ENDPOINT].router
         self.endpoint = app.endpoints[ENDPOINT]
-        self.server = fm.ThreadServer(app).start()
+        self.server = ThreadServer(app).start()
         return self
 
     def stop(self) -> None:
