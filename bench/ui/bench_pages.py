@@ -6,9 +6,9 @@ Builds (once, then reuses) a workspace with 10,000 runs (4 metrics x 5 steps,
 3 params each, and a ``run.start`` audit event each), 200 model versions of 4
 models, 2 endpoints with a canary, and 1,000,000 logged predictions over the
 last 7 days written as Parquet in the prediction-log layout; then starts the
-real server (uvicorn, embedded mode), sends one /health request (the process's
-first request pays ~0.4 s of server start-up), then times each page's first GET
-(cold: the first request to that page) and the median of 3 warm GETs.
+real server (uvicorn, embedded mode) and times each page's first GET (cold: the
+first request to that page; the overview is the process's very first request)
+and the median of 3 warm GETs.
 
 Runs are bulk-inserted with SQLAlchemy Core into the tracking tables (the
 same rows ``start_run``/``log_batch`` write; 10,000 transactions would only
@@ -159,9 +159,7 @@ def measure(root: Path) -> list[tuple[str, float, float, int]]:
     port = server.servers[0].sockets[0].getsockname()[1]
     out = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        t = time.perf_counter()
-        client.get("/health")  # the process's first request (uvicorn, threadpool) is not a page's cost
-        print(f"first request of the process (/health): {(time.perf_counter() - t) * 1000:.0f} ms")
+        # No warm-up request: the first page below is the process's first request.
         for path in pages:
             t = time.perf_counter()
             r = client.get(path)

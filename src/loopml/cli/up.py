@@ -73,9 +73,10 @@ def register(app: typer.Typer) -> None:
                 "openapi": f"http://{host}:{port}/openapi.json",
                 "serving": {e: f"http://{host}:{serve_port}/v2/models/{e}/infer" for e in endpoints},
                 "scheduler": scheduler}
-        # uvicorn re-raises the signal that stopped it once it has shut down: a no-op SIGTERM
-        # handler lets the finally block below stop the other parts instead of dying at once.
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        # uvicorn re-raises the signal that stopped it once it has shut down; this handler
+        # (also in force before uvicorn installs its own) asks the API server to stop, and the
+        # finally block below then stops the other parts instead of dying at once.
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: setattr(api, "should_exit", True))
         try:
             for t in threads:
                 t.start()
