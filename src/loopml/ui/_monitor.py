@@ -40,9 +40,11 @@ def _endpoint_view(ctx: UiCtx, endpoint: str) -> dict[str, Any]:
             if effect is not None:
                 effects.setdefault(feature, []).append((r.created_at, float(effect)))
     top = sorted(effects, key=lambda f: -max(v for _, v in effects[f]))[:N_FEATURES]
+    # Metric values only: counts (labelled rows) would crush them on one axis; they go in the text.
     perf_keys = sorted({k for r in reports for k, v in
                         ((r.report.get("checks", {}).get("performance") or {}).get("metrics") or {}).items()
-                        if isinstance(v, (int, float))})[:4]
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and not k.startswith("n_") and -1.0 <= v <= 1.0})[:4]
     latest = reports[-1] if reports else None
     return {
         "name": endpoint, "latest": latest, "n_reports": len(reports),
