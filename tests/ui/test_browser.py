@@ -157,7 +157,8 @@ def test_approve_a_promotion_by_clicking(live: LiveServer, tab: Watched) -> None
     from loopml.kernel.exceptions import PermissionDenied
     from loopml.register import register_model
 
-    ws, endpoint = live.world.ws, live.world.endpoint
+    ws, endpoint = live.world.ws, "churn-approvals"  # its own endpoint: independent of the other tests
+    deploy(ws, endpoint, f"{live.world.model}/1")
     x = pd.DataFrame({"tenure": [1.0, 50.0, 3.0, 40.0], "charges": [80.0, 20.0, 90.0, 30.0]})
     author = ws.as_actor("alice")
     version = register_model(author, live.world.model, LogisticRegression().fit(x, [1, 0, 1, 0]),
