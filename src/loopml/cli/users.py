@@ -6,6 +6,8 @@ with it, as in embedded mode); a team server checks roles over REST.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from loopml.cli._common import (
@@ -84,6 +86,13 @@ def show(name: str = typer.Argument(...), json_out: bool = typer.Option(False, "
                 [(t.id, t.name, t.status, f"{t.expires_at:%Y-%m-%d}") for t in tokens])
 
 
+def _show(record: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(record)
+    else:
+        console.print(f"{record.name}: {_roles_text(record.roles)}")
+
+
 @app.command("grant")
 @handle_errors
 def grant_(
@@ -96,10 +105,7 @@ def grant_(
     from loopml.governance.identity import grant
 
     record = grant(workspace(), name, role, project)
-    if json_out:
-        print_json(record)
-    else:
-        console.print(f"{record.name}: {_roles_text(record.roles)}")
+    _show(record, json_out)
 
 
 @app.command("revoke")
@@ -114,10 +120,7 @@ def revoke(
     from loopml.governance.identity import revoke_role
 
     record = revoke_role(workspace(), name, role, project)
-    if json_out:
-        print_json(record)
-    else:
-        console.print(f"{record.name}: {_roles_text(record.roles)}")
+    _show(record, json_out)
 
 
 @app.command("disable")
