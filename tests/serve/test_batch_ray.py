@@ -170,7 +170,7 @@ def test_cli_score_with_executor_ray(sqlite_workspace: Any, ray_cluster: None, t
     res = CliRunner().invoke(app, ["score", ref, "--input", str(src), "--output", str(tmp_path / "o.parquet"),
                                    "--executor", "ray", "--batch-rows", "100", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)  # Ray Data logs its progress on stderr
     assert (out["rows_in"], out["rows_scored"], out["rows_rejected"]) == (400, 398, 2)
     bad = CliRunner().invoke(app, ["score", ref, "--input", str(src), "--output", str(tmp_path / "p.parquet"),
                                    "--executor", "dask"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,13 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _inflight(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    match = re.search(r"^loopml_serve_inflight_requests(?:\{\})? (\S+)$", text, re.MULTILINE)
+    assert match, "no in-flight gauge on /metrics"
+    return float(match.group(1))
+
+
 def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     script = tmp_path / "server.py"
     script.write_text(SCRIPT)
@@ -65,7 +73,10 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
 
         t = threading.Thread(target=request)
         t.start()
-        time.sleep(0.5)  # the request is in the model now
+        deadline = time.monotonic() + 20
+        while _inflight(url) < 1:  # the request is in the server now (the model takes 1.5 s to answer it)
+            assert time.monotonic() < deadline and t.is_alive(), "the request never reached the server"
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         t.join(timeout=20)
         assert result["r"].status_code == 200
