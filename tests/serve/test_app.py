@@ -231,3 +231,74 @@ def test_metrics_openapi_request_id_and_prediction_log(server: Any) -> None:
     assert ok[0].outputs["predict_proba"].shape == (2, 2) and ok[0].n_rows == 2
     assert any(rec.status == 400 and rec.error for rec in server.sink.records)
     assert isinstance(server.sink, PredictionSink)
+
+
+def test_oip_single_bytes_tensor_for_a_mixed_contract(server: Any, model: Any) -> None:
+    # KServe clients may send a mixed row as one [n, k] BYTES tensor: numbers are checked per column, as named ones.
+    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "BYTES", "data": [v for r in ROWS for v in r]}]}
+    r = post(server, "/v2/models/churn/infer", body)
+    assert r.status_code == 200, r.text
+    proba = next(o for o in r.json()["outputs"] if o["name"] == "predict_proba")
+    assert_proba([proba["data"][0:2], proba["data"][2:4]], expected(model))
+    bad = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "BYTES", "data": ["old", 1.0, 2, "pro"]}]}
+    r = post(server, "/v2/models/churn/infer", bad)
+    assert r.status_code == 400 and (r.json()["field"], r.json()["rule"]) == ("age", "type")
+    empty = {"inputs": [{"name": "input-0", "shape": [0, 4], "datatype": "BYTES", "data": []}]}
+    r = post(server, "/v2/models/churn/infer", empty)
+    assert r.status_code == 400 and (r.json()["field"], r.json()["rule"]) == ("inputs[0]", "format")
+    assert post(server, "/invocations", {"inputs": ROWS}).status_code == 200
+
+
+def test_nan_in_the_body_meets_the_contract_and_infinity_is_refused(server: Any) -> None:
+    def raw(text: str) -> httpx.Response:  # what json.dumps writes for float("nan") / float("inf")
+        return httpx.post(server.url + "/invocations", content=text.encode(),
+                          headers={"content-type": "application/json"}, timeout=10)
+
+    r = raw('{"inputs": [[NaN, 1.0, 2, "pro"]]}')
+    assert r.status_code == 400 and (r.json()["field"], r.json()["rule"]) == ("age", "nullable")
+    r = raw('{"inputs": [[30.0, NaN, 2, "pro"]]}')  # income is nullable: NaN is a missing value
+    assert r.status_code == 200, r.text
+    for text in ('{"inputs": [[Infinity, 1.0, 2, "pro"]]}', '{"inputs": [[30.0, -Infinity, 2, "pro"]]}',
+                 '{"inputs": [[30.0, 1e999, 2, "pro"]]}'):
+        r = raw(text)
+        assert r.status_code == 400 and r.json()["rule"] == "json", text
+
+
+@pytest.fixture
+def text_server(serve: Any, model: Any) -> Any:
+    """A model whose contract has a string and a date-time feature (a real one-hot pipeline)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": rng.choice(["lyon", "oslo"], 80), "x": rng.normal(size=80),
+                          "seen": pd.date_range("2024-01-01", periods=80, freq="h", tz="UTC")})
+    est = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                                                ("passthrough", ["x"])),
+                        LogisticRegression()).fit(frame, (frame["x"] > 0).astype(int))
+    signature = {"version": 1, "columns": {"city": {"type": "string", "nullable": False},
+                                           "x": {"type": "float", "nullable": False},
+                                           "seen": {"type": "datetime", "nullable": True}}}
+    return serve(create_app(type(model)("cities", 1, est, signature, "classification")))
+
+
+@pytest.mark.parametrize(("record", "status", "field", "rule"), [
+    ({"city": "oslo", "x": 0.5, "seen": "2024-03-01T10:00:00Z"}, 200, None, None),
+    ({"city": "oslo", "x": 0.5, "seen": None}, 200, None, None),
+    ({"city": {"name": "oslo"}, "x": 0.5, "seen": None}, 400, "city", "type"),
+    ({"city": ["oslo", "lyon"], "x": 0.5, "seen": None}, 400, "city", "type"),
+    ({"city": 7, "x": 0.5, "seen": None}, 400, "city", "type"),
+    ({"city": None, "x": 0.5, "seen": None}, 400, "city", "nullable"),
+    ({"city": "oslo", "x": 0.5, "seen": "yesterday"}, 400, "seen", "type"),
+    ({"city": "oslo", "x": 0.5, "seen": 1700000000}, 400, "seen", "type"),
+])
+def test_string_and_datetime_features_are_type_checked(text_server: Any, record: dict[str, Any], status: int,
+                                                       field: str | None, rule: str | None) -> None:
+    r = httpx.post(text_server.url + "/invocations", json={"dataframe_records": [record]}, timeout=10)
+    assert r.status_code == status, r.text
+    if status != 200:
+        assert (r.json()["field"], r.json()["rule"]) == (field, rule) and field in r.json()["error"]

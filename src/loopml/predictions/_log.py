@@ -139,6 +139,15 @@ class PredictionLog:
         self._commit_thread.join()
         _OPEN.discard(self)
 
+    def record_feedback(self, endpoint: str, labels: Any) -> Any:
+        """Store true labels for ``endpoint`` beside this log (the server's ``POST .../feedback``).
+
+        Same as :func:`loopml.predictions.record_feedback` on this log's folder; returns its ``FeedbackResult``.
+        """
+        from loopml.predictions._feedback import record_feedback
+
+        return record_feedback(self.root, endpoint, labels)
+
     def lag_seconds(self) -> float:
         """Age of the oldest record not yet in the journal (serving shows it on /metrics)."""
         return max(0.0, time.monotonic() - self._first_at) if self._queue else 0.0

@@ -104,6 +104,9 @@ class ServeApp:
             "loopml_serve_batch_rows", "Rows per model call.", _BATCH_BUCKETS, ("endpoint",)))
         self.m_batch_reqs: Histogram = m.add(Histogram(  # type: ignore[assignment]
             "loopml_serve_batch_requests", "Requests merged into one model call.", _BATCH_BUCKETS, ("endpoint",)))
+        self.m_feedback: Counter = m.add(Counter(  # type: ignore[assignment]
+            "loopml_serve_feedback_rows_total", "True labels received on POST .../feedback, by endpoint.",
+            ("endpoint",)))
         m.add(Gauge("loopml_serve_queue_depth", "Requests waiting for the model.", ("endpoint",),
                     callback=lambda: {(n, ): float(len(e.batcher.queue)) for n, e in self.endpoints.items()
                                       if e.batcher is not None}))
@@ -173,7 +176,7 @@ class ServeApp:
                 try:
                     payload = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:
-                    raise BadRequest(f"the body is not valid JSON: {exc}", rule="json") from None
+                    payload = _loads_with_nan(body, exc)
                 if rkey is None and ep.key_field is not None:
                     rkey = ep.router.key_from_payload(payload)
                 served = ep.router.route(rkey or rid)
@@ -370,6 +373,8 @@ class ServeApp:
             Route("/v2/models/{name}/versions/{version}", self._model_meta),
             Route("/v2/models/{name}/ready", self._model_ready),
             Route("/v2/models/{name}/versions/{version}/ready", self._model_ready),
+            Route("/v2/models/{name}/feedback", self._feedback, methods=["POST"]),
+            Route("/feedback", self._feedback, methods=["POST"]),
             Route("/ping", self._ping),
             Route("/health", self._health),
             Route("/version", self._version_route),
@@ -411,6 +416,45 @@ class ServeApp:
         ep, _ = self._served(request)
         return _json({"name": ep.name, "ready": self.ready}, 200 if self.ready else 503)
 
+    async def _feedback(self, request: Request) -> Response:
+        """True labels by request id, one (``{"request_id", "label"}``) or many (a list, or ``{"feedback": [...]}``).
+
+        Stored beside the prediction log (``PredictionSink.record_feedback``), joined later by request id;
+        the write runs off the event loop. ``/feedback`` is for the first endpoint, like ``/invocations``.
+        """
+        name = request.path_params.get("name")
+        ep = self.default if name is None else self.endpoints.get(name)
+        if ep is None:
+            return _json({"error": f"no model named {name!r} is served here; served: {sorted(self.endpoints)}",
+                          "field": "model", "rule": "not_found"}, 404)
+        store = getattr(self.sink, "record_feedback", None)
+        if store is None:
+            return _json({"error": "this server keeps no prediction log (started with --no-log?), so it cannot "
+                                   "store feedback; use `loopml predictions feedback` instead",
+                          "field": None, "rule": "unavailable"}, 501)
+        try:
+            ctype = request.headers.get("content-type")
+            if ctype is not None and "json" not in ctype and not ctype.startswith("*/*"):
+                raise BadRequest(f"content type {ctype!r} is not supported; send application/json",
+                                 field="content-type", rule="content_type", status=415)
+            clen = request.headers.get("content-length")
+            body = await self._read_body(request.receive, clen.encode() if clen else None, ep.config.max_body_bytes)
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"the body is not valid JSON: {exc}", rule="json") from None
+            items = _feedback_items(payload)
+            result = await asyncio.to_thread(store, ep.name, items)
+        except BadRequest as exc:
+            return _json({"error": str(exc), "field": exc.field, "rule": exc.rule}, exc.status)
+        except ValidationError as exc:  # record_feedback's own checks (a missing label, a bad ts)
+            return _json(exc.to_dict(), 400)
+        except _ClientGone:
+            return Response(status_code=400)
+        rows = int(getattr(result, "rows", len(items)))
+        self.m_feedback.inc((ep.name,), rows)
+        return _json({"endpoint": ep.name, "rows": rows})
+
     async def _ping(self, request: Request) -> Response:
         return Response("\n", 200 if self.ready else 503, media_type="application/json")
 
@@ -432,6 +476,70 @@ class ServeApp:
         # No Swagger UI: it would come from a CDN, and clusters are often air-gapped.
         return HTMLResponse("<!doctype html><title>loopml model server</title><h1>loopml model server</h1>"
                             "<p>API description: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p>")
+
+
+_FEEDBACK_KEYS = frozenset({"request_id", "label", "row", "ts"})
+
+
+def _feedback_items(payload: Any) -> list[dict[str, Any]]:
+    """The label records of a feedback body, each checked (the error names the item and the field)."""
+    if isinstance(payload, dict) and "feedback" in payload:
+        payload = payload["feedback"]
+    elif isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list) or not payload:
+        raise BadRequest("feedback must be {\"request_id\", \"label\"}, a non-empty list of them, or "
+                         "{\"feedback\": [...]}", field="feedback", rule="format")
+    for i, item in enumerate(payload):
+        where = f"feedback[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object with request_id and label", field=where, rule="format")
+        for key in ("request_id", "label"):
+            if item.get(key) is None:
+                raise BadRequest(f"{where} has no {key!r}", field=f"{where}.{key}", rule="missing")
+        rid = item["request_id"]
+        if not isinstance(rid, str) or not rid:
+            raise BadRequest(f"{where}.request_id must be a non-empty string, got {rid!r}"[:200],
+                             field=f"{where}.request_id", rule="type")
+        if isinstance(item["label"], (dict, list)):
+            raise BadRequest(f"{where}.label must be a single value (a class or a number)",
+                             field=f"{where}.label", rule="type")
+        row = item.get("row", 0)
+        if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+            raise BadRequest(f"{where}.row must be a non-negative integer (the row within the request)",
+                             field=f"{where}.row", rule="type")
+        unknown = set(item) - _FEEDBACK_KEYS
+        if unknown:
+            raise BadRequest(f"{where} has unknown field(s) {sorted(unknown)}; known: {sorted(_FEEDBACK_KEYS)}",
+                             field=f"{where}.{sorted(unknown)[0]}", rule="unknown")
+    return payload
+
+
+def _loads_with_nan(body: bytes, error: Exception) -> Any:
+    """Strict JSON failed: accept ``NaN`` (Python's ``json.dumps`` writes it for a missing value), never infinity.
+
+    A NaN then meets the contract like a null (``nullable`` names the field); only the error path pays.
+    """
+    import json
+
+    def constant(name: str) -> float:
+        if name == "NaN":
+            return float("nan")
+        raise BadRequest(f"the body is not valid JSON: {name} is not a number; send finite numbers "
+                         "(or null for a missing value)", rule="json")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            raise BadRequest(f"the body is not valid JSON: {text[:40]} is too large for a double", rule="json")
+        return value
+
+    try:
+        return json.loads(body, parse_constant=constant, parse_float=finite)
+    except BadRequest:
+        raise
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"the body is not valid JSON: {error}", rule="json") from None
 
 
 class _ClientGone(Exception):

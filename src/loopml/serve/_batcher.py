@@ -227,7 +227,15 @@ class MicroBatcher:
         for i, j in enumerate(jobs):
             offsets[i] = total
             total += j.frame.n
-        errors, codes = served.contract.check(frame, offsets)
+        try:
+            errors, codes = served.contract.check(frame, offsets)
+        except Exception as exc:  # a checker bug on one request must not fail the others batched with it
+            if len(jobs) > 1:
+                return [r for j in jobs for r in self._score(served, [j])]
+            log.exception("contract check failed on endpoint %s", self.endpoint)
+            return [Result(error=BadRequest(
+                f"the request could not be checked against the contract of {served.name}/{served.version}: "
+                f"{type(exc).__name__}: {exc}"[:500], rule="contract", status=500))]
         if errors:
             ok = [j for i, j in enumerate(jobs) if i not in errors]
             ok_results = iter(self._score(served, ok) if ok else [])

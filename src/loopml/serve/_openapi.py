@@ -20,7 +20,7 @@ def _json(schema: Any, description: str = "OK") -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad input (names the field and the rule)", 404: "Unknown model or version",
             413: "Body or row count over the limit", 415: "Not JSON", 500: "The model failed on valid input",
-            503: "Overloaded; see Retry-After"}
+            501: "No prediction log on this server", 503: "Overloaded; see Retry-After"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
 
 
@@ -58,6 +58,20 @@ def openapi_document(version: str, endpoints: dict[str, Any]) -> dict[str, Any]:
                         "responses": {"200": _json(schema), **_errors(*errors)}}}
 
     obj = {"type": "object"}
+    label = {"type": "object", "required": ["request_id", "label"], "properties": {
+        "request_id": {"type": "string"}, "label": {"type": ["string", "number", "integer", "boolean"]},
+        "row": {"type": "integer", "minimum": 0}, "ts": {"type": "string", "format": "date-time"}}}
+    feedback_req = {"oneOf": [label, {"type": "array", "items": label},
+                              {"type": "object", "required": ["feedback"],
+                               "properties": {"feedback": {"type": "array", "items": label}}}]}
+
+    def feedback_op(params: list[Any], summary: str) -> dict[str, Any]:
+        return {"post": {"summary": summary, "parameters": params,
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": feedback_req}}},
+                         "responses": {"200": _json({"type": "object", "properties": {
+                             "endpoint": {"type": "string"}, "rows": {"type": "integer"}}}),
+                             **_errors(400, 404, 413, 415, 501)}}}
+
     paths = {
         "/v2/health/live": get("Liveness", obj),
         "/v2/health/ready": get("Readiness", obj),
@@ -73,6 +87,8 @@ def openapi_document(version: str, endpoints: dict[str, Any]) -> dict[str, Any]:
             "summary": "MLflow scoring-server inference (first endpoint)", "parameters": [rid],
             "requestBody": {"required": True, "content": {"application/json": {"schema": invocations_req}}},
             "responses": {"200": _json(invocations_resp), **_errors(400, 413, 415, 500, 503)}}},
+        "/v2/models/{model_name}/feedback": feedback_op([name_param], "True labels by request id (one or many)"),
+        "/feedback": feedback_op([], "True labels by request id for the first endpoint (one or many)"),
         "/ping": {"get": {"summary": "MLflow health check", "responses": {"200": {"description": "OK"}}}},
         "/health": get("Health", obj),
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {

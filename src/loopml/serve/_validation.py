@@ -196,7 +196,7 @@ class Contract:
             elif spec.numeric:
                 arr = _numeric_column(values, spec.name)
             else:
-                arr = _object_column(values, spec.name)
+                arr = _object_column(values, spec)
             if n is None:
                 n = len(arr)
             elif len(arr) != n:
@@ -210,13 +210,17 @@ class Contract:
         return Frame(n, columns=out)
 
     def from_matrix(self, matrix: np.ndarray, field_name: str) -> Frame:
-        """A 2-D numeric tensor (OIP) in contract order."""
+        """A 2-D tensor (OIP) in contract order: numeric, or ``BYTES`` (object) for a mixed contract."""
         k = len(self.names)
         if matrix.ndim != 2 or (self.known and matrix.shape[1] != k):
             raise _bad(f"'{field_name}' has shape {list(matrix.shape)}, expected [n, {k}] "
                        f"(features {self.names})", field_name, "shape")
+        if matrix.shape[0] == 0:
+            raise _bad(f"'{field_name}' holds no rows", field_name, "format")
         if not self.all_numeric:
-            return Frame(matrix.shape[0], columns={nm: matrix[:, j] for j, nm in enumerate(self.names)})
+            # Per column, as for named columns: numbers checked and made float64, other values type-checked.
+            cols = {nm: matrix[:, j].tolist() for j, nm in enumerate(self.names)}
+            return self.from_columns(cols, field_name, matrix.shape[0])
         return Frame(matrix.shape[0], matrix=matrix.astype(np.float64, copy=False))
 
     def _check_present(self, present: Mapping[str, Any], field_name: str) -> None:
@@ -322,10 +326,16 @@ class Contract:
                         fail(int(row), _bad(f"field '{spec.name}' is null, and the contract does not allow nulls",
                                             spec.name, "nullable"))
                 codes[spec.name] = code
-            elif not spec.nullable:
-                for row in (i for i, v in enumerate(values) if v is None):
-                    fail(row, _bad(f"field '{spec.name}' is null, and the contract does not allow nulls",
-                                   spec.name, "nullable"))
+            else:
+                if not spec.nullable:
+                    for row in (i for i, v in enumerate(values) if v is None):
+                        fail(row, _bad(f"field '{spec.name}' is null, and the contract does not allow nulls",
+                                       spec.name, "nullable"))
+                if spec.type == "datetime":
+                    for row in _unparsed_datetimes(values):
+                        job = int(np.searchsorted(offs, row, side="right")) - 1
+                        fail(row, _bad(f"field '{spec.name}' row {int(row - offs[job])}: {values[row]!r} is not a "
+                                       "date-time (ISO 8601 expected)"[:300], spec.name, "type"))
         return errors, codes
 
     def numeric_block(self, frame: Frame) -> np.ndarray:
@@ -366,7 +376,7 @@ class Contract:
             if code is not None:
                 data[spec.name] = pd.Categorical.from_codes(code, categories=list(spec.categories or ()))
             elif spec.type == "datetime":
-                data[spec.name] = pd.to_datetime(cols[spec.name], errors="coerce", utc=True)
+                data[spec.name] = pd.to_datetime(cols[spec.name], errors="coerce", utc=True, format="ISO8601")
             else:
                 data[spec.name] = cols[spec.name]
         return pd.DataFrame(data, copy=False)
@@ -381,6 +391,15 @@ def combine_frames(frames: Sequence[Frame]) -> Frame:
         return Frame(n, matrix=np.concatenate([f.matrix for f in frames]))  # type: ignore[misc]
     names = list(frames[0].columns or {})
     return Frame(n, columns={nm: np.concatenate([f.columns[nm] for f in frames]) for nm in names})  # type: ignore[index]
+
+
+def _unparsed_datetimes(values: np.ndarray) -> np.ndarray:
+    """Rows whose value is given but is not a date-time (``model_input`` would turn it into NaT)."""
+    import pandas as pd
+
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True, format="ISO8601")
+    given = np.array([v is not None for v in values], dtype=bool)
+    return np.flatnonzero(parsed.isna().to_numpy() & given)
 
 
 def _hashable(value: Any) -> bool:
@@ -428,9 +447,18 @@ def _numeric_column(values: Any, name: str) -> np.ndarray:
     return np.array(flat, dtype=np.float64)
 
 
-def _object_column(values: Any, name: str) -> np.ndarray:
+def _object_column(values: Any, spec: ColumnSpec) -> np.ndarray:
+    name = spec.name
     if not isinstance(values, (list, tuple)):
         raise _bad(f"field '{name}' must be a list of values, got {_type_name(values)}", name, "format")
     arr = np.empty(len(values), dtype=object)
     arr[:] = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
+    if spec.type in ("string", "datetime"):
+        # A string feature takes text only, a date-time ISO 8601 text. Anything else (a number, an
+        # object, a list) would reach the model and make it fail: that is the client's error.
+        for i, v in enumerate(arr):
+            if v is not None and not isinstance(v, str):
+                want = "a string" if spec.type == "string" else "an ISO 8601 date-time string"
+                raise _bad(f"field '{name}' row {i}: expected {want} ({spec.type}), got {_type_name(v)} {v!r}"[:300],
+                           name, "type")
     return arr
