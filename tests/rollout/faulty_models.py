@@ -73,7 +73,7 @@ class RaisesOnAFifth(Wrapped):
 
 
 class Slow(Wrapped):
-    """Sleeps ``delay_s`` per call: about 5x the baseline's request latency on loopback."""
+    """Sleeps ``delay_s`` per call (the fault test uses 0.1 s: many times the baseline's request latency)."""
 
     def __init__(self, base: Any, delay_s: float) -> None:
         super().__init__(base)

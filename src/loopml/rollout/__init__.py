@@ -2,14 +2,19 @@
 
 from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison, two_proportion_test
 from loopml.rollout._controller import Decision, analyze_rollout, controller_tick, shadow_endpoint
+from loopml.rollout._history import Answer, Served, served_between, who_answered
 
 __all__ = [
+    "Answer",
     "Decision",
+    "Served",
     "SignalResult",
     "analyze_rollout",
     "compare_versions",
     "controller_tick",
     "metric_comparison",
+    "served_between",
     "shadow_endpoint",
     "two_proportion_test",
+    "who_answered",
 ]
