@@ -24,7 +24,8 @@ def cli(workspace, monkeypatch):  # type: ignore[no-untyped-def]
 
 def test_models_list_show_versions(workspace, cli) -> None:  # type: ignore[no-untyped-def]
     register_model(workspace, "churn", {"w": 1}, flavor="custom", evaluation={"auc": 0.8}, aliases=["champion"])
-    register_model(workspace, "churn", {"w": 2}, flavor="custom")
+    register_model(workspace, "churn", {"w": 2}, flavor="custom",
+                   evaluation={"task": "classification", "n_rows": 111, "metrics": {"roc_auc": 0.91}})
     out = cli("models", "list", "--json")
     assert out.exit_code == 0, out.output
     assert [(m["name"], m["latest_version"], m["aliases"]) for m in json.loads(out.stdout)] == [
@@ -37,6 +38,8 @@ def test_models_list_show_versions(workspace, cli) -> None:  # type: ignore[no-u
     assert table.exit_code == 0 and "churn" in table.stdout and "champion→1" in table.stdout
     text = cli("models", "show", "churn/1")
     assert text.exit_code == 0 and "churn/1" in text.stdout and "auc=0.8" in text.stdout
+    recipe_shaped = cli("models", "show", "churn/2")  # an Evaluation record: its metrics, not its row counts
+    assert "roc_auc=0.91" in recipe_shaped.stdout and "n_rows" not in recipe_shaped.stdout
 
 
 def test_models_alias_moves_and_reports(workspace, cli) -> None:  # type: ignore[no-untyped-def]
@@ -58,3 +61,11 @@ def test_models_errors_are_one_line(workspace, cli) -> None:  # type: ignore[no-
     assert out.stderr.strip() == "error: model 'churn' has no alias 'prod'; aliases: champion"
     bad = cli("models", "alias", "churn", "9", "1")
     assert bad.exit_code == 2 and "an alias cannot be a number" in bad.stderr
+
+
+def test_a_bad_setting_is_one_line_not_a_traceback(workspace, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LOOPML_SERVE__PORT", "abc")
+    reset_settings()
+    out = cli("models", "list")
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit)  # a clean exit, no traceback
+    assert len(out.stderr.strip().splitlines()) == 1 and "serve.port" in out.stderr and "abc" in out.stderr

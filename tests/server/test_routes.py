@@ -62,6 +62,46 @@ def test_deploy_and_drive_a_rollout(live: Live) -> None:
     assert c.get("/endpoints").json()["total"] == 1
 
 
+def test_which_versions_served_when_and_which_answered_a_request(live: Live) -> None:
+    from datetime import UTC, datetime
+
+    from loopml.deploy import shadow_endpoint_name
+    from loopml.predictions import open_prediction_log
+
+    seed_model(live.ws, 2)
+    c = live.client("ml_engineer")
+    c.post("/endpoints/churn-api/deploy", json={"model_ref": "churn/1"})
+    between = datetime.now(UTC).isoformat()
+    c.post("/endpoints/churn-api/deploy", json={"model_ref": "churn/2", "strategy": "canary",
+                                                "options": {"steps": [0.2, 1.0]}})
+    viewer = live.client("viewer")
+    served = viewer.get("/endpoints/churn-api/served", params={"until": between}).json()
+    assert served["versions_served"] == [1] and [ch["revision"] for ch in served["changes"]] == [1]
+    now = viewer.get("/endpoints/churn-api/served", params={"since": "1h"}).json()
+    assert now["versions_served"] == [1, 2] and now["since"].endswith("+00:00")
+    bad = viewer.get("/endpoints/churn-api/served", params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["field"] == "since"
+    assert viewer.get("/endpoints/nope/served").status_code == 404
+
+    ts = datetime.now(UTC)
+    with open_prediction_log(live.ws) as log:
+        log.submit([{"request_id": "r-1", "ts": ts, "endpoint": "churn-api", "model_name": "churn",
+                     "model_version": 2, "inputs": {"a": [1.0, 2.0]}, "outputs": {"predict": [1, 0]},
+                     "latency_ms": 2.0, "status": 200, "error": None},
+                    {"request_id": "r-1", "ts": ts, "endpoint": shadow_endpoint_name("churn-api"),
+                     "model_name": "churn", "model_version": 1, "inputs": {"a": [1.0]}, "outputs": {"predict": [0]},
+                     "latency_ms": 3.0, "status": 200, "error": None}])
+    answers = viewer.get("/requests/r-1/answers").json()
+    assert [(a["model_version"], a["row"], a["shadow"]) for a in answers["items"]] == [(2, 0, False), (2, 1, False),
+                                                                                       (1, 0, True)]
+    assert answers["items"][0]["prediction"] == 1 and answers["items"][0]["endpoint"] == "churn-api"
+    first = viewer.get("/requests/r-1/answers", params={"limit": 1, "endpoint": "churn-api"}).json()
+    assert len(first["items"]) == 1 and first["next_offset"] == 1 and first["total"] == 3
+    missing = viewer.get("/requests/r-9/answers")
+    assert missing.status_code == 404 and "not in the prediction log" in missing.json()["error"]
+    assert live.client(None).get("/requests/r-1/answers").status_code == 401
+
+
 def test_rollback_needs_a_reason(live: Live) -> None:
     seed_model(live.ws, 1)
     c = live.client("ml_engineer")
@@ -81,7 +121,8 @@ def test_datasets_upload_list_versions_show(live: Live) -> None:
     assert again.json()["version"] == 2
     assert c.get("/datasets").json()["items"][0]["n_versions"] == 2
     versions = c.get("/datasets/weather/versions").json()
-    assert [v["version"] for v in versions["items"]] == [1, 2] and versions["items"][0]["profile"] is None
+    assert [v["version"] for v in versions["items"]] == [1, 2] and "profile" not in versions["items"][0]
+    assert made.json()["validation"]["ok"] is True and "profile" not in made.json()
     shown = c.get("/datasets/weather/versions/latest").json()
     assert shown["version"] == 2 and shown["profile"]["n_rows"] == 5
 

@@ -92,3 +92,32 @@ def test_an_ml_engineer_pauses_a_rollout_and_the_audit_names_them(team: dict[str
     rollout = get_rollout(team["world"].ws, endpoint)
     assert rollout is not None and rollout.status == "paused"
     assert audit_log(team["world"].ws, action="rollout.pause", limit=1)[0].actor == "eli"
+
+
+def test_a_viewer_reads_the_model_card_but_cannot_edit_it(team: dict[str, Any]) -> None:
+    from loopml.register import resolve
+
+    model = team["world"].model
+    with _signed_in(team, "vera") as client:
+        page = client.get(f"/ui/models/{model}/1")
+        assert page.status_code == 200 and 'id="card-fields"' not in page.text and "full card (HTML)" in page.text
+        md = client.get(f"/ui/models/{model}/1/card.md")
+        assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+        assert f"# Model card: {model}/1" in md.text and "attachment" in md.headers["content-disposition"]
+        html = client.get(f"/ui/models/{model}/1/card.html")
+        assert html.status_code == 200 and "<script" not in html.text
+        assert "default-src 'none'" in html.headers["content-security-policy"]
+        r = client.post(f"/ui/models/{model}/1/card", data={"csrf": _csrf(page.text), "owner": "vera"})
+        assert r.status_code == 403 and "model.register" in r.text
+    assert "card.owner" not in (resolve(team["world"].ws, f"{model}/1").tags or {})
+    with _signed_in(team, "eli") as client:  # ml_engineer holds model.register
+        page = client.get(f"/ui/models/{model}/1")
+        assert 'id="card-fields"' in page.text
+        back = {"referer": f"{team['url']}/ui/models/{model}/1"}
+        r = client.post(f"/ui/models/{model}/1/card", headers=back, data={"csrf": _csrf(page.text),
+                                                                            "owner": "risk-team",
+                                                                            "limitations": "x" * 10_001})
+        assert r.status_code == 303 and "err=" in r.headers["location"] and "limitations" in r.headers["location"]
+        r = client.post(f"/ui/models/{model}/1/card", data={"csrf": _csrf(page.text), "owner": "risk-team"})
+        assert r.status_code == 303 and "saved" in r.headers["location"]
+    assert resolve(team["world"].ws, f"{model}/1").tags["card.owner"] == "risk-team"

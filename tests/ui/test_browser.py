@@ -179,3 +179,25 @@ def test_approve_a_promotion_by_clicking(live: LiveServer, tab: Watched) -> None
     assert get_endpoint(ws, endpoint).serving_versions == [version]
     set_policy(ws, f"endpoint:{endpoint}", 0)
     assert tab.problems == []
+
+
+def test_edit_the_model_card_by_clicking_then_open_it(live: LiveServer, tab: Watched) -> None:
+    """Owner, intended use and limitations are edited on the version's page; the full card shows them."""
+    from loopml.metadata.audit import audit_log
+
+    model = live.world.model
+    tab.page.goto(f"{live.url}/ui/models/{model}/1")
+    form = tab.page.locator("#card-fields")
+    form.locator("textarea[name=owner]").fill("retention-team")
+    form.locator("textarea[name=intended_use]").fill("Monthly churn scoring of retail customers")
+    form.get_by_role("button", name="Save card fields").click()
+    tab.page.wait_for_url(re.compile(r"msg="))
+    assert "model card of churn/1 saved" in tab.page.locator(".flash.ok").inner_text()
+    assert tab.page.locator("textarea[name=owner]").input_value() == "retention-team"
+    assert audit_log(live.world.ws, action="model.update", limit=1)[0].reason == "model card edited"
+    response = tab.page.goto(f"{live.url}/ui/models/{model}/1/card.html", wait_until="networkidle")
+    assert response is not None and response.status == 200
+    body = tab.page.locator("body").inner_text()
+    assert "retention-team" in body and "Monthly churn scoring" in body and "Evaluation" in body
+    tab.page.screenshot(path=str(ARTIFACTS / "model-card.png"), full_page=True)
+    assert tab.problems == []

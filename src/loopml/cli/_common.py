@@ -30,6 +30,7 @@ __all__ = [
     "handle_errors",
     "print_json",
     "print_table",
+    "remote",
     "to_jsonable",
     "workspace",
 ]
@@ -49,23 +50,51 @@ def set_debug(flag: bool) -> None:
 
 
 def workspace(actor: str | None = None):  # type: ignore[no-untyped-def]
-    """Open the workspace for a command (imported lazily to keep --help fast)."""
+    """Open the workspace for a command (imported lazily to keep --help fast).
+
+    With ``LOOPML_SERVER_URL`` set, the command's permission is checked for the
+    token's user first, and the workspace acts as that user (:mod:`loopml.cli._access`).
+    """
+    from loopml.cli._access import caller
     from loopml.workspace import open_workspace
 
-    return open_workspace(actor=actor)
+    return open_workspace(actor=caller() or actor)
+
+
+def remote():  # type: ignore[no-untyped-def]
+    """A ``RemoteClient`` when ``LOOPML_SERVER_URL`` is set (the command then goes over HTTP), else ``None``."""
+    from loopml.cli._access import remote as _remote
+
+    return _remote()
+
+
+def _debug_setting() -> bool:
+    """``LOOPML_DEBUG``; false when the settings themselves are the error being reported."""
+    try:
+        return get_settings().debug
+    except LoopmlError:
+        return False
 
 
 def handle_errors(func: F) -> F:
-    """Turn loopml errors into a one-line message and a non-zero exit."""
+    """Turn loopml errors into a one-line message and a non-zero exit.
+
+    With ``LOOPML_SERVER_URL`` set, the command's permission is checked for the
+    token's user before it runs (:func:`loopml.cli._access.check`).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            if get_settings().server_url:  # a server is the target: check the token user's roles first
+                from loopml.cli._access import check
+
+                check()
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except LoopmlError as exc:
-            if _state["debug"] or get_settings().debug:
+            if _state["debug"] or _debug_setting():
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)

@@ -1,10 +1,15 @@
-"""``loopml approvals``: policies, requests and decisions on the workspace (actor: ``LOOPML_ACTOR``).
+"""``loopml approvals``: policies, requests and decisions.
 
-Like ``loopml users``, it works on the workspace directly (who can open the
-database is trusted with it); a team server checks roles over REST.
+Embedded, it works on the workspace directly as ``LOOPML_ACTOR`` (who can open
+the database is trusted with it). With ``LOOPML_SERVER_URL`` and
+``LOOPML_TOKEN`` set, every verb goes to the server's ``/approvals`` routes as
+the token's user, and the server checks the roles (approve and reject need
+``approver``; policies and overrides ``admin``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
@@ -14,6 +19,7 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    remote,
     workspace,
 )
 
@@ -23,13 +29,13 @@ policy_app = typer.Typer(help="Approval policies per model or endpoint.", no_arg
 app.add_typer(policy_app, name="policy")
 
 
-def _show_request(rec, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+def _show_request(rec: dict[str, Any], json_out: bool) -> None:
     if json_out:
-        print_json(rec.to_dict())
+        print_json(rec)
         return
-    where = f" on endpoint {rec.endpoint}" if rec.endpoint else ""
-    console.print(f"approval request {rec.id}: {rec.ref}{where} is [bold]{rec.status}[/bold] "
-                  f"({len(rec.approvers)}/{rec.required} approvals; author {rec.author})")
+    where = f" on endpoint {rec['endpoint']}" if rec["endpoint"] else ""
+    console.print(f"approval request {rec['id']}: {rec['ref']}{where} is [bold]{rec['status']}[/bold] "
+                  f"({len(rec['approvers'])}/{rec['required']} approvals; author {rec['author']})")
 
 
 @policy_app.command("set")
@@ -44,11 +50,17 @@ def policy_set(
     """Require N approvals for a model's alias moves or an endpoint's traffic."""
     from loopml.governance.approvals import set_policy
 
-    rec = set_policy(workspace(), target, approvals, alias=alias, reason=reason)
-    if json_out:
-        print_json(rec.to_dict())
+    client = remote()
+    if client is not None:
+        with client:
+            rec = client.set_policy(target, approvals, alias=alias, reason=reason)
     else:
-        console.print(f"{rec.target} needs {rec.required} approval(s)" + (f" to move @{rec.alias}" if rec.alias else ""))
+        rec = set_policy(workspace(), target, approvals, alias=alias, reason=reason).to_dict()
+    if json_out:
+        print_json(rec)
+    else:
+        console.print(f"{rec['target']} needs {rec['required']} approval(s)"
+                      + (f" to move @{rec['alias']}" if rec["alias"] else ""))
 
 
 @policy_app.command("show")
@@ -60,13 +72,22 @@ def policy_show(
     """One policy, or all of them."""
     from loopml.governance.approvals import get_policy, list_policies
 
-    ws = workspace()
-    rows = [get_policy(ws, target)] if target else list_policies(ws)
+    client = remote()
+    if client is not None:
+        with client:
+            rows = [client.get_policy(target)] if target else client.list_policies()
+    else:
+        ws = workspace()
+        rows = [r.to_dict() for r in ([get_policy(ws, target)] if target else list_policies(ws))]
     if json_out:
-        print_json([r.to_dict() for r in rows])
+        print_json(rows)
         return
     print_table("approval policies", ["target", "required", "alias", "updated", "by"],
-                [(r.target, r.required, r.alias, f"{r.updated_at:%Y-%m-%d %H:%M}", r.updated_by) for r in rows])
+                [(r["target"], r["required"], r["alias"], _when(r["updated_at"]), r["updated_by"]) for r in rows])
+
+
+def _when(iso: str) -> str:
+    return iso[:16].replace("T", " ")
 
 
 @app.command("request")
@@ -80,13 +101,23 @@ def request(
     """Ask for approvals of a model version."""
     from loopml.governance.approvals import request_approval
 
-    _show_request(request_approval(workspace(), model_ref, endpoint=endpoint, reason=reason), json_out)
+    client = remote()
+    if client is not None:
+        with client:
+            _show_request(client.request_approval(model_ref, endpoint=endpoint, reason=reason), json_out)
+        return
+    _show_request(request_approval(workspace(), model_ref, endpoint=endpoint, reason=reason).to_dict(), json_out)
 
 
 def _decide(verb: str, request_id: int, reason: str, json_out: bool) -> None:
     from loopml.governance import approvals
 
-    _show_request(getattr(approvals, verb)(workspace(), request_id, reason=reason), json_out)
+    client = remote()
+    if client is not None:
+        with client:
+            _show_request(getattr(client, verb)(request_id, reason=reason), json_out)
+        return
+    _show_request(getattr(approvals, verb)(workspace(), request_id, reason=reason).to_dict(), json_out)
 
 
 @app.command("approve")
@@ -123,10 +154,15 @@ def list_(
     """Approval requests, newest first."""
     from loopml.governance.approvals import list_requests
 
-    rows = list_requests(workspace(), status=status, model=model)
+    client = remote()
+    if client is not None:
+        with client:
+            rows = client.list_approvals(status=status, model=model, limit=None)
+    else:
+        rows = [r.to_dict() for r in list_requests(workspace(), status=status, model=model)]
     if json_out:
-        print_json([r.to_dict() for r in rows])
+        print_json(rows)
         return
     print_table("approval requests", ["id", "version", "endpoint", "status", "approvals", "requested by", "approvers"],
-                [(r.id, r.ref, r.endpoint, r.status, f"{len(r.approvers)}/{r.required}", r.requested_by,
-                  ", ".join(r.approvers)) for r in rows])
+                [(r["id"], r["ref"], r["endpoint"], r["status"], f"{len(r['approvers'])}/{r['required']}",
+                  r["requested_by"], ", ".join(r["approvers"])) for r in rows])

@@ -1,4 +1,8 @@
-"""``loopml audit``: read, verify and export the hash-chained audit log."""
+"""``loopml audit``: read, verify and export the hash-chained audit log.
+
+With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN`` set, each verb asks the
+server's ``/audit`` routes (the token's user needs ``audit.read``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,16 @@ from pathlib import Path
 
 import typer
 
-from loopml.cli._common import JsonOpt, console, err_console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import (
+    JsonOpt,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    print_table,
+    remote,
+    workspace,
+)
 
 app = typer.Typer(help="The audit log: who did what to which object, when.", no_args_is_help=True)
 
@@ -25,16 +38,22 @@ def log(
     """Audit events, newest first."""
     from loopml.metadata.audit import audit_log
 
-    events = audit_log(workspace(), actor=actor, action=action, object=obj, since=since, until=until, limit=limit)
+    client = remote()
+    if client is not None:
+        with client:
+            events = client.audit_log(actor=actor, action=action, object=obj, since=since, until=until, limit=limit)
+    else:
+        events = [e.to_dict() for e in audit_log(workspace(), actor=actor, action=action, object=obj, since=since,
+                                                 until=until, limit=limit)]
     if json_out:
-        print_json([e.to_dict() for e in events])
+        print_json(events)
         return
     print_table(
         "Audit log",
         ["seq", "time", "actor", "action", "object", "change", "reason"],
         [
-            (e.seq, e.ts.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.object,
-             _change(e.before, e.after), e.reason)
+            (e["seq"], e["ts"][:19].replace("T", " "), e["actor"], e["action"], e["object"],
+             _change(e["before"], e["after"]), e["reason"])
             for e in events
         ],
     )
@@ -61,19 +80,24 @@ def verify(json_out: bool = JsonOpt) -> None:
     """Check the hash chain; exit 1 naming each broken event if it was tampered with."""
     from loopml.metadata.audit import verify_audit
 
-    problems = verify_audit(workspace())
+    client = remote()
+    if client is not None:
+        with client:
+            problems = client.verify_audit()
+    else:
+        problems = [p.to_dict() for p in verify_audit(workspace())]
     if json_out:
-        print_json({"ok": not problems, "problems": [p.to_dict() for p in problems]})
+        print_json({"ok": not problems, "problems": problems})
     elif not problems:
         console.print("[green]audit chain intact[/green]")
     else:
         for p in problems:
-            err_console.print(f"[red]broken:[/red] event {p.seq} ({p.kind}): {p.message}", highlight=False)
+            err_console.print(f"[red]broken:[/red] event {p['seq']} ({p['kind']}): {p['message']}", highlight=False)
     if problems:
         first = problems[0]
         if not json_out:
             err_console.print(
-                f"[red]error:[/red] audit chain broken at event {first.seq}: {first.message}",
+                f"[red]error:[/red] audit chain broken at event {first['seq']}: {first['message']}",
                 highlight=False, soft_wrap=True,
             )
         raise typer.Exit(1)
@@ -88,7 +112,12 @@ def export(
     """Write the whole audit log to PATH as JSON Lines."""
     from loopml.metadata.audit import export_audit
 
-    count = export_audit(workspace(), path)
+    client = remote()
+    if client is not None:
+        with client:
+            count = client.export_audit(path)
+    else:
+        count = export_audit(workspace(), path)
     if json_out:
         print_json({"path": str(path), "events": count})
     else:

@@ -1,13 +1,18 @@
-"""``loopml data``: ingest, list, show, validate, edit contracts, profile reports."""
+"""``loopml data``: ingest, list, show, validate, edit contracts, profile reports.
+
+With ``LOOPML_SERVER_URL`` set, ``ingest`` (of a file), ``list``, ``versions`` and ``show`` go over HTTP;
+the printers take the records' ``to_dict()`` shape, which is also what the server sends.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import console, handle_errors, print_json, print_table, remote, workspace
 
 app = typer.Typer(help="Datasets: versions, contracts, validation and profiles.", no_args_is_help=True)
 
@@ -22,7 +27,38 @@ def ingest_cmd(
     description: str | None = typer.Option(None, "--description", help="Set on a new dataset."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Store a new dataset version (identical data returns the existing version)."""
+    """Store a new dataset version (identical data returns the existing version).
+
+    Against a server (LOOPML_SERVER_URL) the file is uploaded; a database (--query) needs the store.
+    """
+    client = remote()
+    if client is not None:
+        if query is not None:
+            from loopml.kernel.exceptions import ValidationError
+
+            raise ValidationError("--query reads a database from this machine, which cannot be uploaded to "
+                                  "LOOPML_SERVER_URL: ingest a CSV or Parquet file instead", field="query",
+                                  rule="remote")
+        with client, console.status(f"uploading {path}", spinner="dots") if not json_out else _nullcontext():
+            rec = client.ingest(path, name, target=target, description=description)
+    else:
+        rec = _ingest_here(path, name, query=query, target=target, description=description, quiet=json_out)
+    if json_out:
+        print_json(rec)
+        return
+    verb = "stored" if rec["new"] else "unchanged: same content as"
+    console.print(f"{verb} [bold]{rec['ref']}[/bold]: {rec['n_rows']:,} rows x {rec['n_columns']} columns, "
+                  f"digest {rec['digest'][:12]}")
+    report = rec["validation"]
+    if not report["ok"]:
+        messages = "; ".join(f["message"] for f in report["failures"][:3])
+        console.print(f"[yellow]warning:[/yellow] {report['n_errors']} rule(s) failed, {report['n_warnings']} "
+                      f"warning(s) on {report['n_rows']} rows: {messages}")
+
+
+def _ingest_here(path: str, name: str, *, query: str | None, target: str | None, description: str | None,
+                 quiet: bool) -> dict[str, Any]:
+    """Ingest into the workspace with a progress line; the version's JSON with its ``validation`` report."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from loopml.ingest import ingest
@@ -30,34 +66,33 @@ def ingest_cmd(
 
     ws = workspace()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True, disable=json_out) as bar:
+                  console=console, transient=True, disable=quiet) as bar:
         task = bar.add_task(f"ingesting {path}", total=None)
         rec = ingest(ws, path, name, query=query, target=target, description=description,
                      progress=lambda stage: bar.update(task, description=f"{stage} {name}"))
         bar.update(task, description="checking the contract")
         report = validate_dataset(ws, rec, get_contract(ws, name))
-    if json_out:
-        print_json({**rec.to_dict(profile=False), "validation": report.to_dict()})
-        return
-    verb = "stored" if rec.new else "unchanged: same content as"
-    console.print(f"{verb} [bold]{rec.ref}[/bold]: {rec.n_rows:,} rows x {rec.n_columns} columns, digest {rec.digest[:12]}")
-    if not report.ok:
-        console.print(f"[yellow]warning:[/yellow] {report.summary()}")
+    return {**rec.to_dict(profile=False), "validation": report.to_dict()}
 
 
 @app.command("list")
 @handle_errors
 def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """Every dataset with its latest version."""
-    from loopml.ingest import list_datasets
+    client = remote()
+    if client is not None:
+        with client:
+            rows = client.list_datasets()
+    else:
+        from loopml.ingest import list_datasets
 
-    rows = list_datasets(workspace())
+        rows = [r.to_dict() for r in list_datasets(workspace())]
     if json_out:
-        print_json([r.to_dict() for r in rows])
+        print_json(rows)
         return
     print_table("datasets", ["name", "versions", "latest", "contract", "created", "by"],
-                [(r.name, r.n_versions, r.latest_version, "yes" if r.has_contract else "no",
-                  r.created_at.strftime("%Y-%m-%d %H:%M"), r.created_by) for r in rows])
+                [(r["name"], r["n_versions"], r["latest_version"], "yes" if r["has_contract"] else "no",
+                  _when(r["created_at"]), r["created_by"]) for r in rows])
 
 
 @app.command("versions")
@@ -67,19 +102,29 @@ def versions_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Every version of a dataset."""
-    from loopml.ingest import list_versions
+    client = remote()
+    if client is not None:
+        with client:
+            rows = client.list_dataset_versions(name)
+    else:
+        from loopml.ingest import list_versions
 
-    rows = list_versions(workspace(), name)
+        rows = [r.to_dict(profile=False) for r in list_versions(workspace(), name)]
     if json_out:
-        print_json([r.to_dict(profile=False) for r in rows])
+        print_json(rows)
         return
     print_table(f"versions of {name}", ["version", "rows", "columns", "digest", "source", "created", "by"],
-                [(r.version, f"{r.n_rows:,}", r.n_columns, r.digest[:12], _source(r.source),
-                  r.created_at.strftime("%Y-%m-%d %H:%M"), r.created_by) for r in rows])
+                [(r["version"], f"{r['n_rows']:,}", r["n_columns"], r["digest"][:12], _source(r["source"]),
+                  _when(r["created_at"]), r["created_by"]) for r in rows])
 
 
 def _source(source: dict[str, Any]) -> str:
     return str(source.get("path") or source.get("url") or source.get("kind"))
+
+
+def _when(value: datetime | str) -> str:
+    """A record's time (a datetime) or its JSON (ISO text), to the minute."""
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M")
 
 
 @app.command("show")
@@ -89,20 +134,25 @@ def show_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """A version's schema and per-column summary."""
-    from loopml.ingest import get_dataset_version
+    client = remote()
+    if client is not None:
+        with client:
+            rec = client.get_dataset_version(ref)
+    else:
+        from loopml.ingest import get_dataset_version
 
-    rec = get_dataset_version(workspace(), ref)
+        rec = get_dataset_version(workspace(), ref).to_dict()
     if json_out:
-        print_json(rec.to_dict())
+        print_json(rec)
         return
-    console.print(f"[bold]{rec.ref}[/bold]  {rec.n_rows:,} rows x {rec.n_columns} columns  digest {rec.digest[:16]}  "
-                  f"source {_source(rec.source)}")
-    cols = rec.profile["columns"]
+    console.print(f"[bold]{rec['ref']}[/bold]  {rec['n_rows']:,} rows x {rec['n_columns']} columns  "
+                  f"digest {rec['digest'][:16]}  source {_source(rec['source'])}")
+    cols = rec["profile"]["columns"]
     print_table(None, ["column", "type", "missing", "distinct", "min", "median", "max / top"],
                 [(c["name"], c["type"], f"{cols[c['name']]['missing_rate']:.1%}", cols[c["name"]].get("n_unique"),
                   cols[c["name"]].get("min", ""), (cols[c["name"]].get("quantiles") or {}).get("0.5", ""),
                   cols[c["name"]].get("max", "") if "max" in cols[c["name"]] else _top(cols[c["name"]]))
-                 for c in rec.schema])
+                 for c in rec["schema"]])
 
 
 def _top(col: dict[str, Any]) -> str:

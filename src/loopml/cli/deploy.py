@@ -18,6 +18,7 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    remote,
     workspace,
 )
 
@@ -112,17 +113,25 @@ def register(app: typer.Typer) -> None:
                  "min_seconds": min_seconds, "split": split, "metric": metric}
         options.update({k: v for k, v in given.items() if v is not None})
         options.update(dict(_setting(s) for s in settings or []))
-        ws = workspace()
-        record = deploy(ws, endpoint, model_ref, strategy=strategy or "direct", override_reason=override_reason,
-                        **options)
-        policy = get_endpoint(ws, endpoint)
+        client = remote()
+        if client is not None:  # the server deploys as the token's user (approval policies apply there)
+            with client:
+                record = client.deploy(endpoint, model_ref, strategy=strategy or "direct",
+                                       override_reason=override_reason, **options)
+                policy = client.get_endpoint(endpoint)
+        else:
+            ws = workspace()
+            record = deploy(ws, endpoint, model_ref, strategy=strategy or "direct", override_reason=override_reason,
+                            **options).to_dict()
+            policy = get_endpoint(ws, endpoint).to_dict()
         if json_out:
-            print_json({"rollout": record.to_dict(), "endpoint": policy.to_dict()})
+            print_json({"rollout": record, "endpoint": policy})
             return
-        console.print(f"rollout [bold]{record.id}[/bold]: {record.strategy} of {record.model_name}/"
-                      f"{record.candidate_version} on [bold]{endpoint}[/bold] ({record.status}); "
-                      f"policy revision {policy.revision}", highlight=False)
+        console.print(f"rollout [bold]{record['id']}[/bold]: {record['strategy']} of {record['model_name']}/"
+                      f"{record['candidate_version']} on [bold]{endpoint}[/bold] ({record['status']}); "
+                      f"policy revision {policy['revision']}", highlight=False)
+        routes = policy["policy"]
         print_table(None, ["version", "weight", "role"],
-                    [(r["version"], f"{r['weight']:.0%}", r["role"]) for r in policy.policy["routes"]]
-                    + [(v, "-", "standby") for v in policy.policy.get("standby", [])]
-                    + [(v, "-", "shadow") for v in policy.policy.get("shadow", [])])
+                    [(r["version"], f"{r['weight']:.0%}", r["role"]) for r in routes["routes"]]
+                    + [(v, "-", "standby") for v in routes.get("standby", [])]
+                    + [(v, "-", "shadow") for v in routes.get("shadow", [])])

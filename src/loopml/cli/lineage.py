@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_table, workspace
+from loopml.cli._common import console, handle_errors, print_table, remote, workspace
 from loopml.kernel.exceptions import ValidationError
 
 FORMATS = ("table", "json", "dot", "mermaid")
@@ -37,6 +37,13 @@ def register(app: typer.Typer) -> None:
             raise ValidationError(f"--format {fmt!r} is invalid: use one of {', '.join(FORMATS)}",
                                   field="--format", rule="choice")
         direction = "upstream" if upstream else "downstream" if downstream else "both"
+        client = remote()
+        if client is not None:  # the server's /lineage, as the token's user
+            with client:
+                found = client.lineage(obj, direction=direction, max_depth=depth,
+                                       format="json" if fmt == "table" else fmt)
+            _print_remote(found, fmt, direction)
+            return
         graph = lineage(workspace(), obj, direction=direction, max_depth=depth)
         if fmt == "json":
             sys.stdout.write(graph.to_json() + "\n")
@@ -53,3 +60,21 @@ def register(app: typer.Typer) -> None:
             print_table(None, ["from", "relation", "to"], [
                 (labels[":".join(e.src)], e.relation, labels[":".join(e.dst)]) for e in graph.edges
             ])
+
+
+def _print_remote(found: object, fmt: str, direction: str) -> None:
+    """What the server sent: JSON and text formats as they are, the table from the JSON graph."""
+    import json
+
+    if fmt != "table":
+        sys.stdout.write((json.dumps(found, indent=2, default=str) + "\n") if fmt == "json" else str(found))
+        return
+    graph = found if isinstance(found, dict) else {}
+    labels = {n["key"]: f"{n['type']}:{n['label']}" for n in graph.get("nodes", [])}
+    console.print(f"[bold]{labels.get(graph.get('root', ''), graph.get('root'))}[/bold] ({direction})")
+    if not graph.get("edges"):
+        console.print("no lineage recorded")
+        return
+    print_table(None, ["from", "relation", "to"], [
+        (labels.get(e["src"], e["src"]), e["relation"], labels.get(e["dst"], e["dst"])) for e in graph["edges"]
+    ])

@@ -1,24 +1,32 @@
-"""``loopml models``: the registry — list, show, versions, alias, history."""
+"""``loopml models``: the registry — list, show, versions, alias, history.
+
+With ``LOOPML_SERVER_URL`` set these verbs go over HTTP; the printers take the records' ``to_dict()``
+shape, which is also what the server sends.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import typer
 
-from loopml.cli._common import JsonOpt, console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import JsonOpt, console, handle_errors, print_json, print_table, remote, workspace
 
 app = typer.Typer(help="The model registry: versions, aliases, history.", no_args_is_help=True)
 
 
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+def _when(value: datetime | str | None) -> str:
+    """A record's time (a datetime) or its JSON (ISO text), to the minute."""
+    if value is None:
+        return ""
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M")
 
 
 def _short_metrics(evaluation: dict[str, Any] | None, limit: int = 3) -> str:
     if not isinstance(evaluation, dict):
         return ""
-    overall = evaluation.get("overall", evaluation)
+    overall = evaluation.get("metrics", evaluation)
     items = [(k, v) for k, v in overall.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return ", ".join(f"{k}={v:.4g}" for k, v in items[:limit])
 
@@ -27,11 +35,16 @@ def _short_metrics(evaluation: dict[str, Any] | None, limit: int = 3) -> str:
 @handle_errors
 def list_cmd(json_out: bool = JsonOpt) -> None:
     """Every registered model with its latest version and aliases."""
-    from loopml.register import list_models
+    client = remote()
+    if client is not None:
+        with client:
+            models = client.list_models()
+    else:
+        from loopml.register import list_models
 
-    models = list_models(workspace())
+        models = [m.to_dict() for m in list_models(workspace())]
     if json_out:
-        print_json([m.to_dict() for m in models])
+        print_json(models)
         return
     if not models:
         console.print("No models registered yet.")
@@ -40,8 +53,8 @@ def list_cmd(json_out: bool = JsonOpt) -> None:
         "Models",
         ["name", "latest", "versions", "aliases", "created"],
         [
-            (m.name, m.latest_version, m.n_versions,
-             ", ".join(f"{a}→{v}" for a, v in m.aliases.items()), _when(m.created_at))
+            (m["name"], m["latest_version"], m["n_versions"],
+             ", ".join(f"{a}→{v}" for a, v in m["aliases"].items()), _when(m["created_at"]))
             for m in models
         ],
     )
@@ -54,21 +67,26 @@ def show(
     json_out: bool = JsonOpt,
 ) -> None:
     """One model version: signature, evaluation, gates, lineage pointers."""
-    from loopml.register import resolve
+    client = remote()
+    if client is not None:
+        with client:
+            rec = client.resolve(ref)
+    else:
+        from loopml.register import resolve
 
-    rec = resolve(workspace(), ref)
+        rec = resolve(workspace(), ref).to_dict()
     if json_out:
-        print_json(rec.to_dict())
+        print_json(rec)
         return
-    console.print(f"[bold]{rec.ref}[/bold]" + (f"  ({', '.join(rec.aliases)})" if rec.aliases else ""))
+    console.print(f"[bold]{rec['ref']}[/bold]" + (f"  ({', '.join(rec['aliases'])})" if rec["aliases"] else ""))
     rows = [
-        ("task", rec.task), ("flavor", rec.flavor), ("artifact", rec.artifact_digest),
-        ("gates passed", rec.gates_passed), ("metrics", _short_metrics(rec.evaluation)),
-        ("run", rec.run_id), ("datasets", ", ".join(rec.dataset_versions)),
-        ("git", (rec.git_commit or "") + (" (dirty)" if rec.git_dirty else "")),
-        ("features", ", ".join((rec.signature or {}).get("columns", {}))),
-        ("tags", ", ".join(f"{k}={v}" for k, v in rec.tags.items())),
-        ("description", rec.description), ("created", f"{_when(rec.created_at)} by {rec.created_by}"),
+        ("task", rec["task"]), ("flavor", rec["flavor"]), ("artifact", rec["artifact_digest"]),
+        ("gates passed", rec["gates_passed"]), ("metrics", _short_metrics(rec["evaluation"])),
+        ("run", rec["run_id"]), ("datasets", ", ".join(rec["dataset_versions"])),
+        ("git", (rec["git_commit"] or "") + (" (dirty)" if rec["git_dirty"] else "")),
+        ("features", ", ".join((rec["signature"] or {}).get("columns", {}))),
+        ("tags", ", ".join(f"{k}={v}" for k, v in rec["tags"].items())),
+        ("description", rec["description"]), ("created", f"{_when(rec['created_at'])} by {rec['created_by']}"),
     ]
     print_table(None, ["field", "value"], rows)
 
@@ -77,18 +95,23 @@ def show(
 @handle_errors
 def versions(name: str = typer.Argument(..., help="Model name."), json_out: bool = JsonOpt) -> None:
     """Every version of a model, oldest first."""
-    from loopml.register import list_versions
+    client = remote()
+    if client is not None:
+        with client:
+            recs = client.list_versions(name)
+    else:
+        from loopml.register import list_versions
 
-    recs = list_versions(workspace(), name)
+        recs = [r.to_dict() for r in list_versions(workspace(), name)]
     if json_out:
-        print_json([r.to_dict() for r in recs])
+        print_json(recs)
         return
     print_table(
         f"Versions of {name}",
         ["version", "aliases", "task", "gates", "metrics", "artifact", "run", "created"],
         [
-            (r.version, ", ".join(r.aliases), r.task, r.gates_passed, _short_metrics(r.evaluation),
-             r.artifact_digest[:12], r.run_id, _when(r.created_at))
+            (r["version"], ", ".join(r["aliases"]), r["task"], r["gates_passed"], _short_metrics(r["evaluation"]),
+             r["artifact_digest"][:12], r["run_id"], _when(r["created_at"]))
             for r in recs
         ],
     )
@@ -106,14 +129,19 @@ def alias(
     """Point NAME@ALIAS at VERSION (atomic; recorded in the history and the audit log)."""
     from loopml.register import set_alias
 
-    rec = set_alias(workspace(), name, alias_name, version, reason=reason)
-    if json_out:
-        print_json(rec.to_dict())
-        return
-    if rec.previous_version is None:
-        console.print(f"{rec.ref} → version {rec.version}")
+    client = remote()
+    if client is not None:  # the server moves it as the token's user (protected aliases need an approver)
+        with client:
+            rec = client.set_alias(name, alias_name, version, reason=reason)
     else:
-        console.print(f"{rec.ref} → version {rec.version} (was {rec.previous_version})")
+        rec = set_alias(workspace(), name, alias_name, version, reason=reason).to_dict()
+    if json_out:
+        print_json(rec)
+        return
+    if rec["previous_version"] is None:
+        console.print(f"{rec['ref']} → version {rec['version']}")
+    else:
+        console.print(f"{rec['ref']} → version {rec['version']} (was {rec['previous_version']})")
 
 
 @app.command("history")
@@ -124,17 +152,22 @@ def history(
     json_out: bool = JsonOpt,
 ) -> None:
     """Every move of a model's aliases, oldest first."""
-    from loopml.register import alias_history
+    client = remote()
+    if client is not None:
+        with client:
+            changes = client.alias_history(name, alias_name)
+    else:
+        from loopml.register import alias_history
 
-    changes = alias_history(workspace(), name, alias_name)
+        changes = [c.to_dict() for c in alias_history(workspace(), name, alias_name)]
     if json_out:
-        print_json([c.to_dict() for c in changes])
+        print_json(changes)
         return
     print_table(
         f"Alias history of {name}",
         ["when", "alias", "from", "to", "actor", "reason"],
-        [(_when(c.ts), c.alias, c.from_version, c.to_version if c.to_version is not None else "(removed)",
-          c.actor, c.reason) for c in changes],
+        [(_when(c["ts"]), c["alias"], c["from_version"],
+          c["to_version"] if c["to_version"] is not None else "(removed)", c["actor"], c["reason"]) for c in changes],
     )
 
 

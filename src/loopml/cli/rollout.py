@@ -1,7 +1,10 @@
 """``loopml rollout status | promote | rollback | pause | resume | history | analyze | who``.
 
-A thin face over ``loopml.deploy`` (the rollout state), ``loopml.rollout``
-(the online analysis) and ``loopml.predictions`` (which version answered).
+A thin face over ``loopml.deploy`` (the rollout state) and ``loopml.rollout``
+(the online analysis; which versions served when, which version answered).
+With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN`` set, every verb but ``analyze``
+goes to the server's routes as the token's user; the printers take the records'
+``to_dict()`` shape, which is also what the server sends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    remote,
     workspace,
 )
 
@@ -46,10 +50,16 @@ def _routes(policy: dict[str, Any]) -> str:
     return ", ".join(parts) + (" · sticky" if policy.get("sticky") else "")
 
 
-def _print_rollout(r: Any) -> None:
-    console.print(f"rollout [bold]{r.id}[/bold] ({r.strategy}): v{r.baseline_version} → v{r.candidate_version} · "
-                  f"{_styled(r.status)} · step {r.step} ({r.candidate_weight:.0%}) since {r.step_started_at:%Y-%m-%d %H:%M:%S}"
-                  + (f" · override: {r.override_reason}" if r.override_reason else ""), highlight=False)
+def _time(value: datetime | str) -> datetime:
+    """A record's time (a datetime) or its JSON (ISO text)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _print_rollout(r: dict[str, Any]) -> None:
+    console.print(f"rollout [bold]{r['id']}[/bold] ({r['strategy']}): v{r['baseline_version']} → "
+                  f"v{r['candidate_version']} · {_styled(r['status'])} · step {r['step']} ({r['candidate_weight']:.0%}) "
+                  f"since {_time(r['step_started_at']):%Y-%m-%d %H:%M:%S}"
+                  + (f" · override: {r['override_reason']}" if r["override_reason"] else ""), highlight=False)
 
 
 def _print_evidence(entry: dict[str, Any]) -> None:
@@ -75,21 +85,27 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """The endpoint's traffic policy, its latest rollout, step and last analysis."""
-    from loopml.deploy import get_endpoint, get_rollout
+    client = remote()
+    if client is not None:
+        with client:
+            ep, r = client.get_endpoint(endpoint), client.get_rollout(endpoint)
+    else:
+        from loopml.deploy import get_endpoint, get_rollout
 
-    ws = workspace()
-    ep = get_endpoint(ws, endpoint)
-    r = get_rollout(ws, endpoint)
+        ws = workspace()
+        ep = get_endpoint(ws, endpoint).to_dict()
+        rollout = get_rollout(ws, endpoint)
+        r = rollout.to_dict() if rollout else None
     if json_out:
-        print_json({"endpoint": ep.to_dict(), "rollout": r.to_dict() if r else None})
+        print_json({"endpoint": ep, "rollout": r})
         return
-    console.print(f"endpoint [bold]{ep.name}[/bold] ({ep.model_name}) revision {ep.revision}: {_routes(ep.policy)}",
-                  highlight=False)
+    console.print(f"endpoint [bold]{ep['name']}[/bold] ({ep['model_name']}) revision {ep['revision']}: "
+                  f"{_routes(ep['policy'])}", highlight=False)
     if r is None:
         console.print("no rollout yet")
         return
     _print_rollout(r)
-    analysed = [e for e in r.evidence if "signals" in e]
+    analysed = [e for e in r["evidence"] if "signals" in e]
     if analysed:
         _print_evidence(analysed[-1])
     else:
@@ -97,11 +113,23 @@ def status(
 
 
 def _done(record: Any, json_out: bool, verb: str) -> None:
+    data = record if isinstance(record, dict) else record.to_dict()
     if json_out:
-        print_json(record.to_dict())
+        print_json(data)
     else:
-        console.print(f"rollout {record.id} on [bold]{record.endpoint}[/bold] {verb}: {_styled(record.status)}",
+        console.print(f"rollout {data['id']} on [bold]{data['endpoint']}[/bold] {verb}: {_styled(data['status'])}",
                       highlight=False)
+
+
+def _act(verb: str, endpoint: str, reason: str | None) -> Any:
+    """``promote | rollback | pause | resume`` on the server (remote mode) or the workspace."""
+    client = remote()
+    if client is not None:
+        with client:
+            return getattr(client, verb)(endpoint, reason=reason)
+    import loopml.deploy as deploy_service
+
+    return getattr(deploy_service, verb)(workspace(), endpoint, reason=reason)
 
 
 @app.command("promote")
@@ -112,9 +140,7 @@ def promote_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """All traffic and the alias (champion) to the candidate now; the baseline stays warm."""
-    from loopml.deploy import promote
-
-    _done(promote(workspace(), endpoint, reason=reason or "promoted by hand"), json_out, "promoted")
+    _done(_act("promote", endpoint, reason or "promoted by hand"), json_out, "promoted")
 
 
 @app.command("rollback")
@@ -125,9 +151,7 @@ def rollback_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """All traffic (and the alias) back to the baseline now."""
-    from loopml.deploy import rollback
-
-    _done(rollback(workspace(), endpoint, reason=reason), json_out, "rolled back")
+    _done(_act("rollback", endpoint, reason), json_out, "rolled back")
 
 
 @app.command("pause")
@@ -138,9 +162,7 @@ def pause_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Freeze the rollout: traffic stays where it is, the controller stops deciding."""
-    from loopml.deploy import pause
-
-    _done(pause(workspace(), endpoint, reason=reason), json_out, "paused")
+    _done(_act("pause", endpoint, reason), json_out, "paused")
 
 
 @app.command("resume")
@@ -151,9 +173,7 @@ def resume_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Let the controller decide again (the step's hold time restarts)."""
-    from loopml.deploy import resume
-
-    _done(resume(workspace(), endpoint, reason=reason), json_out, "resumed")
+    _done(_act("resume", endpoint, reason), json_out, "resumed")
 
 
 @app.command("history")
@@ -165,28 +185,24 @@ def history(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Every traffic change of the endpoint, and which versions served it in the window."""
-    from loopml.deploy import traffic_history, versions_between
-    from loopml.kernel.types import utcnow
-    from loopml.predictions import parse_time
+    client = remote()
+    if client is not None:
+        with client:
+            served = client.served_between(endpoint, since, until)
+    else:
+        from loopml.rollout import served_between
 
-    ws = workspace()
-    changes = traffic_history(ws, endpoint)
-    lo = parse_time(since, "since")
-    hi = parse_time(until, "until") or utcnow()
-    start = lo or (changes[0].ts if changes else hi)
-    served = versions_between(ws, endpoint, start, hi)
-    # The change in force at ``start`` belongs to the window too.
-    shown = [c for i, c in enumerate(changes)
-             if c.ts <= hi and (i + 1 == len(changes) or changes[i + 1].ts >= start)]
+        served = served_between(workspace(), endpoint, since, until).to_dict()
     if json_out:
-        print_json({"endpoint": endpoint, "since": start, "until": hi, "versions_served": served,
-                    "changes": [c.to_dict() for c in shown]})
+        print_json(served)
         return
+    start, end = _time(served["since"]), _time(served["until"])
     print_table(f"traffic of {endpoint}", ["revision", "time", "actor", "rollout", "policy", "reason"],
-                [(c.revision, f"{c.ts:%Y-%m-%d %H:%M:%S}", c.actor, c.rollout_id or "-", _routes(c.policy),
-                  c.reason or "") for c in shown])
-    console.print(f"versions that served {endpoint} between {start:%Y-%m-%d %H:%M:%S} and {hi:%Y-%m-%d %H:%M:%S}: "
-                  f"[bold]{', '.join(f'v{v}' for v in served) or 'none'}[/bold]", highlight=False)
+                [(c["revision"], f"{_time(c['ts']):%Y-%m-%d %H:%M:%S}", c["actor"], c["rollout_id"] or "-",
+                  _routes(c["policy"]), c["reason"] or "") for c in served["changes"]])
+    versions = ", ".join(f"v{v}" for v in served["versions_served"]) or "none"
+    console.print(f"versions that served {endpoint} between {start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S}: "
+                  f"[bold]{versions}[/bold]", highlight=False)
 
 
 @app.command("analyze")
@@ -213,21 +229,6 @@ def analyze(
                      "signals": decision.signals})
 
 
-def _answers(ws: Any, endpoint: str, request_id: str) -> list[dict[str, Any]]:
-    from loopml.predictions import open_view
-
-    con = open_view(ws, endpoint)
-    try:
-        cols = [r[0] for r in con.execute("DESCRIBE predictions").fetchall()]
-        want = [c for c in ("request_id", "row", "ts", "model_name", "model_version", "status", "latency_ms",
-                            "prediction", "error") if c in cols]
-        rows = con.sql(f"SELECT {', '.join(want)} FROM predictions WHERE request_id = $rid ORDER BY row",
-                       params={"rid": request_id}).to_arrow_table().to_pylist()  # arrow: no pytz for timestamptz
-    finally:
-        con.close()
-    return [{"endpoint": endpoint, **row} for row in rows]
-
-
 @app.command("who")
 @handle_errors
 def who(
@@ -236,32 +237,19 @@ def who(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Which model version answered a request (from the prediction log), and any shadow that scored it."""
-    from loopml.deploy import shadow_endpoint_name
-    from loopml.kernel.exceptions import NotFoundError
-    from loopml.predictions import list_endpoints
-
-    ws = workspace()
-    logged = list_endpoints(ws)
-    if endpoint is not None:
-        if endpoint not in logged:
-            raise NotFoundError(f"endpoint {endpoint!r} has no logged predictions; logged: "
-                                f"{', '.join(e for e in logged if not e.endswith('.shadow')) or '(none)'}")
-        names = [endpoint]
-        if shadow_endpoint_name(endpoint) in logged:
-            names.append(shadow_endpoint_name(endpoint))
+    client = remote()
+    if client is not None:
+        with client:
+            found = client.who_answered(request_id, endpoint=endpoint)
     else:
-        names = logged
-    found = [a for name in names for a in _answers(ws, name, request_id)]
-    answered = [a for a in found if not a["endpoint"].endswith(".shadow")]
-    if not answered:
-        where = f"endpoint {endpoint!r}" if endpoint else "any endpoint"
-        raise NotFoundError(f"request {request_id!r} is not in the prediction log of {where}")
+        from loopml.rollout import who_answered
+
+        found = [a.to_dict() for a in who_answered(workspace(), request_id, endpoint=endpoint)]
     if json_out:
-        print_json({"request_id": request_id, "answered_by": answered,
-                    "shadows": [a for a in found if a["endpoint"].endswith(".shadow")]})
+        print_json({"request_id": request_id, "answered_by": [a for a in found if not a["shadow"]],
+                    "shadows": [a for a in found if a["shadow"]]})
         return
     print_table(f"request {request_id}", ["endpoint", "row", "time", "model", "status", "latency ms", "prediction"],
-                [(a["endpoint"], a.get("row", 0), f"{a['ts']:%Y-%m-%d %H:%M:%S.%f}"[:-3]
-                  if isinstance(a.get("ts"), datetime) else a.get("ts"),
-                  f"{a.get('model_name')}/{a.get('model_version')}", a.get("status"), _num(a.get("latency_ms")),
-                  a.get("prediction")) for a in found])
+                [(a["endpoint"], a["row"], f"{_time(a['ts']):%Y-%m-%d %H:%M:%S.%f}"[:-3] if a["ts"] else None,
+                  f"{a['model_name']}/{a['model_version']}", a["status"], _num(a["latency_ms"]), a["prediction"])
+                 for a in found])

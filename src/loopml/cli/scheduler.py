@@ -18,21 +18,19 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Run due monitors, fire due triggers and execute run requests, until stopped."""
-        from loopml.scheduler import Scheduler, execute_next_request
+        from loopml.scheduler import Scheduler
 
         ws = workspace()
         sched = Scheduler(ws, tick_s=tick_s)
         if once:
-            report = sched.tick()
-            done = []
-            while report.leader and (request := execute_next_request(ws, sched.holder)) is not None:
-                done.append(request)
+            report = sched.run_once()
             if json_out:
-                print_json({**report.to_dict(), "executed": [r.to_dict() for r in done]})
+                print_json(report.to_dict())
             else:
                 state = "leader" if report.leader else "standby (another scheduler holds the lease)"
                 console.print(f"scheduler tick: {state}; monitors run: {len(report.monitors_run)}, "
-                              f"errors: {len(report.monitor_errors)}, triggers fired: {len(report.fired)}, runs: {len(done)}")
+                              f"errors: {len(report.monitor_errors)}, triggers fired: {len(report.fired)}, "
+                              f"runs: {len(report.executed)}, notifications sent: {report.notified}")
             return
         signal.signal(signal.SIGTERM, lambda *_: sched.stop())
         console.print(f"scheduler {sched.holder} running (tick {tick_s}s); Ctrl-C to stop")

@@ -1,12 +1,17 @@
-"""``loopml triggers``: what starts a continuous-training run."""
+"""``loopml triggers``: what starts a continuous-training run.
+
+With ``LOOPML_SERVER_URL`` set, ``list`` and ``fire`` go over HTTP; the list printer takes the triggers'
+``to_dict()`` shape, which is also what the server sends.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import console, handle_errors, print_json, print_table, remote, workspace
 
 app = typer.Typer(help="Triggers: schedule, new data, alert, manual.", no_args_is_help=True)
 
@@ -15,14 +20,27 @@ app = typer.Typer(help="Triggers: schedule, new data, alert, manual.", no_args_i
 @handle_errors
 def list_(json_out: bool = typer.Option(False, "--json")) -> None:
     """Every trigger, its kind, when it next fires and when it last did."""
-    from loopml.trigger import list_triggers
+    client = remote()
+    if client is not None:
+        with client:
+            rows = client.list_triggers()
+    else:
+        from loopml.trigger import list_triggers
 
-    rows = list_triggers(workspace())
+        rows = [t.to_dict() for t in list_triggers(workspace())]
     if json_out:
         print_json(rows)
         return
     print_table("triggers", ["name", "kind", "config", "enabled", "next due", "last fired"],
-                [(t.name, t.kind, t.config, t.enabled, t.next_due_at, t.last_fired_at) for t in rows])
+                [(t["name"], t["kind"], t["config"], t["enabled"], _when(t["next_due_at"]), _when(t["last_fired_at"]))
+                 for t in rows])
+
+
+def _when(value: datetime | str | None) -> str | None:
+    """A record's time (a datetime) or its JSON (ISO text), to the second."""
+    if value is None:
+        return None
+    return f"{value if isinstance(value, datetime) else datetime.fromisoformat(value):%Y-%m-%d %H:%M:%S}"
 
 
 @app.command("add")
@@ -68,6 +86,15 @@ def fire(
     """Fire a trigger now (a person's decision, recorded with the reason)."""
     from loopml.trigger import fire_trigger
 
+    client = remote()
+    if client is not None and not run_now:  # the server fires it as the token's user; its scheduler runs it
+        with client:
+            fired = client.fire_trigger(name, reason=reason)
+        if json_out:
+            print_json(fired)
+        else:
+            console.print(f"run request {fired['id']}: {fired['status']}")
+        return
     ws = workspace()
     request = fire_trigger(ws, name, reason=reason)
     if run_now:

@@ -1,7 +1,9 @@
 """``loopml users``: people and service accounts, and their roles per project.
 
 Run against the workspace directly (who can open the database is trusted
-with it, as in embedded mode); a team server checks roles over REST.
+with it, as in embedded mode). With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN``
+set, the token's user must be an admin (``user.admin``, checked through the
+server's ``/whoami``) and is the actor the audit log names.
 """
 
 from __future__ import annotations

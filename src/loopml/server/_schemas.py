@@ -8,11 +8,19 @@ response against its model before it leaves.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 JSON = dict[str, Any]
+
+#: A time sent as ``datetime.isoformat()`` (``+00:00``, not ``Z``): the same text as the records' ``to_dict()``,
+#: so the CLI prints the same JSON whether it reads the store or the server.
+Time = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class _Out(BaseModel):
@@ -33,7 +41,7 @@ class DatasetOut(_Out):
     n_versions: int
     latest_version: int | None
     has_contract: bool
-    created_at: datetime
+    created_at: Time
     created_by: str
 
 
@@ -47,10 +55,16 @@ class DatasetVersionOut(_Out):
     n_columns: int
     columns_schema: list[JSON] = Field(alias="schema")
     source: JSON
-    created_at: datetime
+    created_at: Time
     created_by: str
     new: bool = False
     profile: JSON | None = None
+
+
+class IngestedOut(DatasetVersionOut):
+    """A stored version and how it fared against its dataset's contract."""
+
+    validation: JSON
 
 
 # ---- runs -------------------------------------------------------------------
@@ -75,8 +89,8 @@ class RunOut(_Out):
     kind: str
     status: str
     parent_id: str | None
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: Time
+    ended_at: Time | None
     duration_s: float | None
     params: dict[str, Any]
     metrics: dict[str, float | None]
@@ -120,7 +134,7 @@ class ModelOut(_Out):
     latest_version: int | None
     n_versions: int
     aliases: dict[str, int]
-    created_at: datetime
+    created_at: Time
     created_by: str
 
 
@@ -143,7 +157,7 @@ class ModelVersionOut(_Out):
     git_dirty: bool | None
     tags: JSON
     description: str | None
-    created_at: datetime
+    created_at: Time
     created_by: str
     aliases: list[str]
     dataset_versions: list[str]
@@ -155,7 +169,7 @@ class AliasOut(_Out):
     ref: str
     version: int
     version_id: int
-    updated_at: datetime
+    updated_at: Time
     previous_version: int | None
 
 
@@ -166,7 +180,7 @@ class AliasChangeOut(_Out):
     to_version: int | None
     actor: str
     reason: str | None
-    ts: datetime
+    ts: Time
 
 
 class SetAliasIn(_In):
@@ -191,8 +205,8 @@ class EndpointOut(_Out):
     model_name: str
     policy: JSON
     revision: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
     serving_versions: list[int]
 
 
@@ -202,7 +216,7 @@ class TrafficOut(_Out):
     rollout_id: int | None
     actor: str
     reason: str | None
-    ts: datetime
+    ts: Time
 
 
 class RolloutOut(_Out):
@@ -215,13 +229,39 @@ class RolloutOut(_Out):
     status: str
     config: JSON
     step: int
-    step_started_at: datetime
+    step_started_at: Time
     evidence: list[JSON]
     override_reason: str | None
-    created_at: datetime
+    created_at: Time
     created_by: str
-    ended_at: datetime | None
+    ended_at: Time | None
     candidate_weight: float
+
+
+class ServedOut(_Out):
+    """Which versions had traffic on an endpoint in ``[since, until]``, and the policies in force then."""
+
+    endpoint: str
+    since: Time
+    until: Time
+    versions_served: list[int]
+    changes: list[TrafficOut]
+
+
+class AnswerOut(_Out):
+    """One logged row of a request: the endpoint and version that scored it, and what it said."""
+
+    endpoint: str
+    request_id: str
+    row: int
+    ts: Time | None
+    model_name: str | None
+    model_version: int | None
+    status: int | None
+    latency_ms: float | None
+    prediction: Any = None
+    error: str | None
+    shadow: bool
 
 
 class RolloutStatusOut(_Out):
@@ -266,9 +306,9 @@ class MonitorOut(_Out):
     spec: JSON
     schedule: str | None
     enabled: bool
-    next_due_at: datetime | None
-    last_run_at: datetime | None
-    created_at: datetime
+    next_due_at: Time | None
+    last_run_at: Time | None
+    created_at: Time
     created_by: str
 
 
@@ -276,14 +316,14 @@ class ReportOut(_Out):
     id: int
     monitor_id: int | None
     endpoint: str
-    window_start: datetime | None
-    window_end: datetime | None
+    window_start: Time | None
+    window_end: Time | None
     n_rows: int
     status: str
     summary: JSON
     report: JSON | None = None
     html_digest: str | None
-    created_at: datetime
+    created_at: Time
 
 
 class AlertOut(_Out):
@@ -296,13 +336,14 @@ class AlertOut(_Out):
     message: str
     context: JSON | None
     count: int
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: Time
+    last_seen: Time
     monitor_id: int | None
     report_id: int | None
     acked_by: str | None
-    acked_at: datetime | None
-    resolved_at: datetime | None
+    acked_at: Time | None
+    resolved_at: Time | None
+    opened: bool = False
 
 
 class AckIn(_In):
@@ -319,8 +360,8 @@ class TriggerOut(_Out):
     config: JSON
     recipe_path: str | None
     enabled: bool
-    next_due_at: datetime | None
-    last_fired_at: datetime | None
+    next_due_at: Time | None
+    last_fired_at: Time | None
     state: JSON
 
 
@@ -331,9 +372,9 @@ class RunRequestOut(_Out):
     context: JSON
     run_id: str | None
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
+    created_at: Time
+    started_at: Time | None
+    ended_at: Time | None
 
 
 class FireIn(_In):
@@ -367,7 +408,7 @@ class LineageOut(_Out):
 
 class AuditEventOut(_Out):
     seq: int
-    ts: datetime
+    ts: Time
     actor: str
     action: str
     object: str
@@ -401,7 +442,7 @@ class UserOut(_Out):
     email: str | None
     active: bool
     roles: dict[str, list[str]]
-    created_at: datetime
+    created_at: Time
     created_by: str
 
 
@@ -416,10 +457,10 @@ class TokenOut(_Out):
     user: str
     name: str | None
     status: str
-    created_at: datetime
+    created_at: Time
     created_by: str
-    expires_at: datetime
-    revoked_at: datetime | None
+    expires_at: Time
+    revoked_at: Time | None
     revoked_by: str | None
 
 
@@ -432,7 +473,7 @@ class TokenCreatedOut(_Out):
     id: str
     user: str
     token: str = Field(description="The secret, shown this once: store it now.")
-    expires_at: datetime
+    expires_at: Time
 
 
 class IdentityOut(_Out):

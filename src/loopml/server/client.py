@@ -65,7 +65,7 @@ def _error(response: httpx.Response) -> E.LoopmlError:
 
 
 class RemoteClient:
-    """The control plane over HTTP: runs, models and aliases, deployments, triggers, lineage, audit."""
+    """The control plane over HTTP: runs, models and aliases, deployments, triggers, approvals, lineage, audit."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -147,11 +147,15 @@ class RemoteClient:
 
     def ingest(self, path: str | Path, name: str, *, format: str | None = None,
                description: str | None = None, target: str | None = None) -> dict[str, Any]:
-        """Upload a CSV or Parquet file as a new version of ``name``."""
+        """Upload a CSV or Parquet file as a new version of ``name``; the answer has its ``validation`` report."""
         source = Path(path)
         fmt = format or ("parquet" if source.suffix.lower() in (".parquet", ".pq") else "csv")
         ctype = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
-        return self._request("POST", f"/datasets/{_q(name)}/versions", content=source.read_bytes(),
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise E.DataError(f"{source}: cannot read the file: {exc.strerror}") from exc
+        return self._request("POST", f"/datasets/{_q(name)}/versions", content=data,
                              params={"format": fmt, "description": description, "target": target},
                              headers={"Content-Type": ctype}).json()  # type: ignore[no-any-return]
 
@@ -214,6 +218,17 @@ class RemoteClient:
         body = {"model_ref": model_ref, "strategy": strategy, "override_reason": override_reason, "options": options}
         return self._request("POST", f"/endpoints/{_q(endpoint)}/deploy", json=body).json()  # type: ignore[no-any-return]
 
+    def traffic_history(self, endpoint: str) -> list[dict[str, Any]]:
+        return self._pages(f"/endpoints/{_q(endpoint)}/traffic", limit=None)
+
+    def served_between(self, endpoint: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """Which versions served ``endpoint`` in ``[since, until]`` (ISO times or ages such as ``1h``)."""
+        return self._get(f"/endpoints/{_q(endpoint)}/served", since=since, until=until)  # type: ignore[no-any-return]
+
+    def who_answered(self, request_id: str, *, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Every logged row of ``request_id``: the answering version's first, then any shadow's."""
+        return self._pages(f"/requests/{_q(request_id)}/answers", limit=None, endpoint=endpoint)
+
     def get_rollout(self, endpoint: str) -> dict[str, Any] | None:
         return self._get(f"/endpoints/{_q(endpoint)}/rollout")["rollout"]  # type: ignore[no-any-return]
 
@@ -249,6 +264,52 @@ class RemoteClient:
                      context: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._request("POST", f"/triggers/{_q(name)}/fire",
                              json={"reason": reason, "context": context}).json()  # type: ignore[no-any-return]
+
+    # -- approvals --------------------------------------------------------------
+
+    def list_approvals(self, *, status: str | None = None, model: str | None = None,
+                       limit: int | None = 100) -> list[dict[str, Any]]:
+        return self._pages("/approvals", limit=limit, status=status, model=model)
+
+    def get_approval(self, request_id: int) -> dict[str, Any]:
+        return self._get(f"/approvals/{_q(request_id)}")  # type: ignore[no-any-return]
+
+    def request_approval(self, model_ref: str, *, endpoint: str | None = None,
+                         reason: str | None = None) -> dict[str, Any]:
+        return self._request("POST", "/approvals", json={"model_ref": model_ref, "endpoint": endpoint,
+                                                         "reason": reason}).json()  # type: ignore[no-any-return]
+
+    def _decide(self, request_id: int, verb: str, reason: str) -> dict[str, Any]:
+        return self._request("POST", f"/approvals/{_q(request_id)}/{verb}",
+                             json={"reason": reason}).json()  # type: ignore[no-any-return]
+
+    def approve(self, request_id: int, *, reason: str) -> dict[str, Any]:
+        return self._decide(request_id, "approve", reason)
+
+    def reject(self, request_id: int, *, reason: str) -> dict[str, Any]:
+        return self._decide(request_id, "reject", reason)
+
+    def override(self, request_id: int, *, reason: str) -> dict[str, Any]:
+        return self._decide(request_id, "override", reason)
+
+    @staticmethod
+    def _policy_path(target: str) -> str:
+        scope, sep, name = target.partition(":")
+        if not sep or scope not in ("model", "endpoint") or not name:
+            raise E.ValidationError(f"approval target {target!r} is invalid: expected model:NAME or endpoint:NAME",
+                                    field="target", rule="format")
+        return f"/approvals/policies/{scope}/{_q(name)}"
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        return self._get("/approvals/policies")  # type: ignore[no-any-return]
+
+    def get_policy(self, target: str) -> dict[str, Any]:
+        return self._get(self._policy_path(target))  # type: ignore[no-any-return]
+
+    def set_policy(self, target: str, required: int, *, alias: str = "champion",
+                   reason: str | None = None) -> dict[str, Any]:
+        return self._request("PUT", self._policy_path(target), json={"required": required, "alias": alias,
+                                                                     "reason": reason}).json()  # type: ignore[no-any-return]
 
     # -- lineage and audit ----------------------------------------------------
 

@@ -38,6 +38,8 @@ PAGES: list[tuple[str, Any, str]] = [
     ("/models", _catalog.models, "model.read"),
     ("/models/{name}", _catalog.model, "model.read"),
     ("/models/{name}/{version:int}", _catalog.model_version, "model.read"),
+    ("/models/{name}/{version:int}/card.html", _catalog.card_html, "model.read"),
+    ("/models/{name}/{version:int}/card.md", _catalog.card_markdown, "model.read"),
     ("/deployments", _deploy.deployments, "deployment.read"),
     ("/deployments/{endpoint}", _deploy.deployment, "deployment.read"),
     ("/monitoring", _monitor.monitoring, "monitor.read"),
@@ -54,6 +56,7 @@ ACTIONS: list[tuple[str, Any, str]] = [
     ("/deployments/{endpoint}/{verb:str}", _deploy.rollout_action, "rollout.write"),
     ("/approvals/{request_id:int}/{verb:str}", _deploy.approval_action, "approval.decide"),
     ("/alerts/{alert_id:int}/ack", _monitor.ack, "alert.ack"),
+    ("/models/{name}/{version:int}/card", _catalog.edit_card, "model.register"),
     ("/triggers/{name}/fire", _monitor.fire, "trigger.fire"),
     ("/audit/verify", _trace.verify_now, "audit.read"),
 ]

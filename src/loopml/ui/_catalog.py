@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from loopml.governance.model_card import CARD_FIELDS, model_card, set_card_fields
 
 from loopml.ingest import get_dataset_version, list_datasets
 from loopml.ingest import list_versions as dataset_versions
@@ -13,10 +15,11 @@ from loopml.kernel.exceptions import NotFoundError
 from loopml.register import alias_history, get_model, list_aliases, list_models, list_versions, resolve
 from loopml.tracking import get_run
 from loopml.ui._auth import UiCtx
-from loopml.ui._core import Page
+from loopml.ui._core import Form, Page, first, url
 from loopml.validate import get_contract, render_profile_html, validate_dataset
 
-__all__ = ["dataset", "dataset_version", "datasets", "model", "model_version", "models", "profile_html"]
+__all__ = ["card_html", "card_markdown", "dataset", "dataset_version", "datasets", "edit_card", "model",
+           "model_version", "models", "profile_html"]
 
 #: Embedded reports (profile, monitor) are self-contained HTML with inline CSS, shown in a frame.
 FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -83,8 +86,34 @@ def model_version(request: Request, ctx: UiCtx) -> Page:
         except NotFoundError:
             run = None
     evaluation = mv.evaluation or {}
+    tags = mv.tags or {}
     return Page("model_version.html", {
         "title": f"{name}/{version}", "mv": mv, "run": run, "evaluation": evaluation,
         "slices": evaluation.get("slices") or {}, "gates": (mv.gate_report or {}).get("outcomes", []),
         "signature": (mv.signature or {}).get("columns", {}),
+        "card_fields": [(f, tags.get(f"card.{f}")) for f in CARD_FIELDS],
     })
+
+
+def card_html(request: Request, ctx: UiCtx) -> Response:
+    """The version's model card as self-contained HTML (inline styles only, no script)."""
+    card = model_card(ctx.ws, f"{request.path_params['name']}/{request.path_params['version']}")
+    return HTMLResponse(card.to_html(), headers={"Content-Security-Policy": FRAME_CSP,
+                                                 "X-Content-Type-Options": "nosniff"})
+
+
+def card_markdown(request: Request, ctx: UiCtx) -> Response:
+    """The version's model card as Markdown (a download)."""
+    name, version = request.path_params["name"], request.path_params["version"]
+    card = model_card(ctx.ws, f"{name}/{version}")
+    return PlainTextResponse(card.to_markdown(), media_type="text/markdown; charset=utf-8", headers={
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'attachment; filename="model-card-{name}-{version}.md"'})
+
+
+def edit_card(request: Request, ctx: UiCtx, form: Form) -> str:
+    """Save the card's editable fields (owner, intended use, limitations); an empty field clears it."""
+    name, version = request.path_params["name"], request.path_params["version"]
+    fields: dict[str, str | None] = {f: first(form, f) or None for f in CARD_FIELDS if f in form}
+    set_card_fields(ctx.ws, f"{name}/{version}", reason=first(form, "reason") or None, **fields)
+    return url(request, f"/models/{name}/{version}", msg=f"model card of {name}/{version} saved")

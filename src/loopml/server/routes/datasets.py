@@ -1,4 +1,4 @@
-"""``/datasets``: list, versions, show, and ingest an uploaded CSV or Parquet file."""
+"""``/datasets``: list, versions, show, and ingest an uploaded CSV or Parquet file (checked against its contract)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from loopml.ingest import get_dataset_version, ingest, list_datasets, list_versions
+from loopml.ingest import DatasetVersionRecord, get_dataset_version, ingest, list_datasets, list_versions
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params
-from loopml.server._schemas import DatasetOut, DatasetVersionOut
+from loopml.server._schemas import DatasetOut, DatasetVersionOut, IngestedOut
 from loopml.server._uploads import UPLOAD_BODY, spooled_upload
+from loopml.validate import ValidationReport, get_contract, validate_dataset
+from loopml.workspace import Workspace
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
@@ -24,7 +26,9 @@ def datasets(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("
     return page_of(list_datasets(ctx.ws), page)
 
 
-@router.get("/{name}/versions", response_model=Page[DatasetVersionOut], summary="List a dataset's versions")
+# ``exclude_unset``: a version listed or ingested is sent without its profile, as ``to_dict(profile=False)``.
+@router.get("/{name}/versions", response_model=Page[DatasetVersionOut], response_model_exclude_unset=True,
+            summary="List a dataset's versions")
 def versions(name: str = NAME, page: PageParams = Depends(page_params),
              ctx: Ctx = Depends(allow("dataset.read"))) -> dict[str, Any]:
     return page_of(list_versions(ctx.ws, name), page, to_dict=lambda r: r.to_dict(profile=False))
@@ -37,8 +41,8 @@ def show(name: str = NAME,
     return get_dataset_version(ctx.ws, f"{name}@{version}").to_dict()
 
 
-@router.post("/{name}/versions", response_model=DatasetVersionOut, status_code=201,
-             summary="Ingest an uploaded CSV or Parquet file as a new version",
+@router.post("/{name}/versions", response_model=IngestedOut, response_model_exclude_unset=True, status_code=201,
+             summary="Ingest an uploaded CSV or Parquet file as a new version, checked against its contract",
              openapi_extra={"requestBody": UPLOAD_BODY})
 async def upload(request: Request, name: str = NAME,
                  format: Literal["csv", "parquet"] | None = Query(None, description="Default: from Content-Type"),
@@ -48,4 +52,10 @@ async def upload(request: Request, name: str = NAME,
     async with spooled_upload(request, format) as (path, fmt):
         record = await run_in_threadpool(ingest, ctx.ws, path, name, description=description, format=fmt,
                                          target=target)
-    return record.to_dict(profile=False)
+    report = await run_in_threadpool(_validate, ctx.ws, record)
+    return {**record.to_dict(profile=False), "validation": report.to_dict()}
+
+
+def _validate(ws: Workspace, record: DatasetVersionRecord) -> ValidationReport:
+    """The new version against its dataset's contract (as ``loopml data ingest`` reports it)."""
+    return validate_dataset(ws, record, get_contract(ws, record.name))

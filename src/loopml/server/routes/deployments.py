@@ -1,4 +1,5 @@
-"""``/endpoints`` and ``/rollouts``: deploy, rollout status, promote / rollback / pause / resume / advance."""
+"""``/endpoints``, ``/rollouts`` and ``/requests``: deploy, rollout status, promote / rollback / pause / resume /
+advance; which versions served an endpoint in a window, which version answered a request."""
 
 from __future__ import annotations
 
@@ -19,16 +20,19 @@ from loopml.deploy import (
     rollback,
     traffic_history,
 )
+from loopml.rollout import served_between, who_answered
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params
 from loopml.server._schemas import (
+    AnswerOut,
     DeployIn,
     EndpointOut,
     ReasonIn,
     RequiredReasonIn,
     RolloutOut,
     RolloutStatusOut,
+    ServedOut,
     TrafficOut,
 )
 
@@ -51,6 +55,25 @@ def show(endpoint: str = ENDPOINT, ctx: Ctx = Depends(allow("deployment.read")))
 def traffic(endpoint: str = ENDPOINT, page: PageParams = Depends(page_params),
             ctx: Ctx = Depends(allow("deployment.read"))) -> dict[str, Any]:
     return page_of(traffic_history(ctx.ws, endpoint), page)
+
+
+@router.get("/endpoints/{endpoint}/served", response_model=ServedOut,
+            summary="Which versions served the endpoint between two times")
+def served(endpoint: str = ENDPOINT,
+           since: str | None = Query(None, max_length=64, description="ISO time or an age such as 1h, 2d "
+                                                                       "(default: the first traffic change)"),
+           until: str | None = Query(None, max_length=64, description="ISO time or an age (default: now)"),
+           ctx: Ctx = Depends(allow("deployment.read"))) -> dict[str, Any]:
+    return served_between(ctx.ws, endpoint, since, until).to_dict()
+
+
+@router.get("/requests/{request_id}/answers", response_model=Page[AnswerOut],
+            summary="Which model version answered a request (and any shadow that scored it)")
+def answers(request_id: str = Path(min_length=1, max_length=256, description="The request id (X-Request-ID)"),
+            endpoint: str | None = Query(None, min_length=1, max_length=128,
+                                         description="Only this endpoint (default: every logged one)"),
+            page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("deployment.read"))) -> dict[str, Any]:
+    return page_of(who_answered(ctx.ws, request_id, endpoint=endpoint), page)
 
 
 @router.post("/endpoints/{endpoint}/deploy", response_model=RolloutOut, status_code=201,
