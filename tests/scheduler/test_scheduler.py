@@ -56,3 +56,33 @@ def test_a_fired_trigger_runs_the_recipe_with_its_context(sqlite_workspace) -> N
     assert list_run_requests(ws)[0].run_id == done.run_id
     assert execute_next_request(ws, "worker-1") is None
     assert list_reports(ws) == []
+
+
+def test_an_abandoned_request_without_a_recipe_fails_instead_of_hanging(sqlite_workspace) -> None:
+    from loopml.trigger import claim_next_request, remove_trigger
+
+    ws = sqlite_workspace
+    add_trigger(ws, "gone", "manual", recipe={"name": "r"})
+    request = fire_trigger(ws, "gone")
+    # A runner claimed it long ago and died; then someone removed the trigger.
+    claim_next_request(ws, "dead-runner", lease_ttl_s=60, now=utcnow() - timedelta(minutes=5))
+    remove_trigger(ws, "gone")
+    done = execute_next_request(ws, "worker-1")
+    assert done is not None and done.id == request.id and done.status == "failed"
+    assert done.error == (f"run request {request.id} has no recipe to run: its trigger was removed "
+                          "or names neither a recipe nor a recipe file")
+    assert execute_next_request(ws, "worker-1") is None
+
+
+def test_a_restarted_scheduler_runs_a_missed_monitor_once(sqlite_workspace) -> None:
+    ws = sqlite_workspace
+    slot = define_monitor(ws, {"name": "m", "endpoint": "quiet", "schedule": "*/10 * * * *"}).next_due_at
+    a = Scheduler(ws, holder="a", tick_s=1, lease_ttl_s=30)
+    assert a.tick(now=slot).monitors_run == ["m"]
+    assert a.tick(now=slot + timedelta(seconds=1)).monitors_run == []  # the slot is done
+    # a dies without releasing its lease; b starts an hour later: the missed slots run once, not six times.
+    b = Scheduler(ws, holder="b", tick_s=1, lease_ttl_s=30)
+    assert b.tick(now=slot + timedelta(seconds=20)).leader is False
+    assert b.tick(now=slot + timedelta(hours=1)).monitors_run == ["m"]
+    assert b.tick(now=slot + timedelta(hours=1, seconds=1)).monitors_run == []
+    assert len(list_reports(ws)) == 2

@@ -118,3 +118,56 @@ def test_unknown_trigger_lists_the_known_ones(sqlite_workspace) -> None:
     add_trigger(sqlite_workspace, "a", "manual", recipe=RECIPE)
     with pytest.raises(NotFoundError, match="trigger 'b' does not exist; triggers: a"):
         fire_trigger(sqlite_workspace, "b")
+
+
+def test_a_request_left_running_by_a_dead_runner_is_taken_over_after_its_lease(workspace) -> None:
+    from sqlalchemy import select
+
+    from loopml.metadata._orm import AuditEvent, Lease
+    from loopml.trigger import request_lease
+
+    add_trigger(workspace, "by-hand", "manual", recipe=RECIPE)
+    request = fire_trigger(workspace, "by-hand")
+    t0 = utcnow()
+    claimed, _, _ = claim_next_request(workspace, "dead-runner", lease_ttl_s=60, now=t0)
+    assert claimed.id == request.id
+    # Its runner is gone (killed scheduler): while the lease runs, nobody else may take the request ...
+    assert claim_next_request(workspace, "w2", lease_ttl_s=60, now=t0 + timedelta(seconds=30)) is None
+    # ... once it has expired, the next claim takes it over instead of leaving it 'running' forever.
+    again, recipe, _ = claim_next_request(workspace, "w2", lease_ttl_s=60, now=t0 + timedelta(seconds=61))
+    assert again.id == request.id and again.status == "running" and recipe == RECIPE
+    assert claim_next_request(workspace, "w3", lease_ttl_s=60, now=t0 + timedelta(seconds=62)) is None
+    with workspace.store.read() as s:
+        reclaims = s.execute(select(AuditEvent).where(AuditEvent.action == "run_request.reclaim")).scalars().all()
+        assert [(e.before["claimed_by"], e.after["claimed_by"]) for e in reclaims] == [("dead-runner", "w2")]
+        assert s.get(Lease, request_lease(request.id)).holder == "w2"
+    finish_request(workspace, request.id, run_id=None, error="stopped")
+    with workspace.store.read() as s:
+        assert s.get(Lease, request_lease(request.id)) is None  # finishing releases the lease
+
+
+def test_claim_refuses_a_lease_that_is_not_positive(sqlite_workspace) -> None:
+    with pytest.raises(ValidationError, match="lease_ttl_s must be > 0 seconds, got 0"):
+        claim_next_request(sqlite_workspace, "w", lease_ttl_s=0)
+
+
+def test_new_data_on_drift_fires_only_when_the_distribution_moved(sqlite_workspace) -> None:
+    import numpy as np
+
+    from loopml.ingest import ingest
+
+    ws = sqlite_workspace
+    rng = np.random.default_rng(21)
+
+    def frame(shift: float = 0.0) -> pd.DataFrame:
+        return pd.DataFrame({"a": rng.normal(shift, 1, 2000), "b": rng.normal(shift, 1, 2000),
+                             "c": rng.normal(0, 1, 2000), "plan": rng.choice(["x", "y", "z"], 2000)})
+
+    ingest(ws, frame(), "events")
+    add_trigger(ws, "moved", "new_data", recipe=RECIPE, config={"dataset": "events", "on_drift": True})
+    ingest(ws, frame(), "events")  # a new version, same distribution
+    assert check_triggers(ws) == []
+    v3 = ingest(ws, frame(shift=0.5), "events")
+    [request] = check_triggers(ws)
+    assert request.context["dataset_version"] == f"events@{v3.version}"
+    assert request.context["drifted_features"] == ["a", "b"]

@@ -338,13 +338,20 @@ def _alerts(value: Any, checks: Mapping[str, Any]) -> tuple[AlertRule, ...]:
         channels = item.get("channels") or []
         if not isinstance(channels, list):
             raise SpecError(f"{where}.channels must be a list of notifier configs", field=f"{where}.channels", rule="type")
-        from loopml.monitor.alerts import NOTIFIER_TYPES
+        from loopml.monitor.alerts import NOTIFIER_TYPES, notifier_from_config
 
         for j, ch in enumerate(channels):
             if not isinstance(ch, Mapping) or ch.get("type") not in NOTIFIER_TYPES:
                 got = ch.get("type") if isinstance(ch, Mapping) else ch
                 raise SpecError(f"{where}.channels[{j}].type {got!r} is unknown; allowed: {', '.join(NOTIFIER_TYPES)}",
                                 field=f"{where}.channels[{j}].type", rule="allowed_values")
+            try:  # a channel that could never deliver fails at define time, not at the first incident
+                notifier_from_config(dict(ch))
+            except ValidationError as exc:
+                key = f"{where}.channels[{j}]"
+                if exc.field and not exc.field.startswith("notify"):
+                    key += f".{exc.field}"
+                raise SpecError(f"{where}.channels[{j}]: {exc}", field=key, rule=exc.rule or "options") from None
         rules.append(AlertRule(check=check, severity=severity, cooldown_s=float(cooldown),
                                channels=tuple(dict(c) for c in channels)))
     return tuple(rules)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.kernel.exceptions import MissingExtraError, NotFoundError
+from loopml.kernel.exceptions import MissingExtraError, NotFoundError, ServingError
 from loopml.workspace import Workspace
 
 __all__ = ["LoopStory", "play_loop"]
@@ -85,7 +85,8 @@ class _Server:
         deadline = time.monotonic() + 30
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the quickstart server did not start")
+                raise ServingError(f"the quickstart server for {ENDPOINT!r} did not start on port {self.port} "
+                                   "within 30 s")
             time.sleep(0.05)
         return self
 

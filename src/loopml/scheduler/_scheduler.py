@@ -6,7 +6,10 @@ exactly-once per slot whatever the number of schedulers (see
 ``loopml.trigger``), so a restart neither double-fires nor loses a due job.
 A monitor that raises is logged and skipped: the others still run.
 Training runs execute on their own worker thread so a long run never
-delays monitoring, and notifications go out on a third.
+delays monitoring, and notifications go out on a third. A runner renews
+the lease of the request it executes; a request left ``running`` by a
+runner that died is taken over once that lease expires, and a recipe that
+raises anything marks its request failed instead of stopping the runner.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from typing import Any
 
 from loopml.kernel.exceptions import LoopmlError
 from loopml.kernel.types import utcnow
-from loopml.metadata.leases import acquire_lease, release_lease
-from loopml.monitor.alerts import NotificationDispatcher
+from loopml.metadata.leases import acquire_lease, lease_holder, release_lease
+from loopml.monitor.alerts import NotificationDispatcher, deliver_pending
 from loopml.trigger import (
+    REQUEST_LEASE_TTL_S,
     RunRequestRecord,
     check_triggers,
     claim_next_request,
     finish_request,
+    request_lease,
 )
 from loopml.workspace import Workspace
 
@@ -45,27 +50,76 @@ class TickReport:
     fired: list[RunRequestRecord] = field(default_factory=list)
     #: what the rollout controller decided this tick (``loopml.rollout.Decision``)
     rollout_decisions: list[Any] = field(default_factory=list)
+    #: run requests executed after the tick (``run_once`` only)
+    executed: list[RunRequestRecord] = field(default_factory=list)
+    #: notifications sent after the tick (``run_once`` only)
+    notified: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"leader": self.leader, "monitors_run": self.monitors_run, "monitor_errors": self.monitor_errors,
                 "fired": [r.to_dict() for r in self.fired],
-                "rollout_decisions": [d.to_dict() for d in self.rollout_decisions]}
+                "rollout_decisions": [d.to_dict() for d in self.rollout_decisions],
+                "executed": [r.to_dict() for r in self.executed], "notified": self.notified}
 
 
-def execute_next_request(ws: Workspace, worker: str) -> RunRequestRecord | None:
-    """Claim one pending run request and run its recipe with the trigger's context."""
-    claimed = claim_next_request(ws, worker)
+class _LeaseKeeper:
+    """Renews a run request's lease every third of its TTL while the run goes on (a daemon thread)."""
+
+    def __init__(self, ws: Workspace, name: str, holder: str, ttl_s: float) -> None:
+        self.ws, self.name, self.holder, self.ttl_s = ws, name, holder, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"loopml-lease-{name}", daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if acquire_lease(self.ws.store, self.name, self.holder, self.ttl_s):
+                    continue
+                # False is also a lost write race (a busy SQLite): only another holder means stop.
+                other = lease_holder(self.ws.store, self.name)
+                if other not in (None, self.holder):
+                    log.warning("lease %s was taken over by %s", self.name, other)
+                    return
+            except Exception:  # a database hiccup: try again next period, the TTL leaves room
+                log.exception("could not renew lease %s", self.name)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def execute_next_request(ws: Workspace, worker: str, *,
+                         lease_ttl_s: float = REQUEST_LEASE_TTL_S) -> RunRequestRecord | None:
+    """Claim one run request (pending, or abandoned by a dead runner) and run its recipe with the trigger's context.
+
+    The request's lease is renewed while the recipe runs. Whatever the recipe
+    raises, the request ends ``failed`` with the error (never stuck ``running``).
+    """
+    claimed = claim_next_request(ws, worker, lease_ttl_s=lease_ttl_s)
     if claimed is None:
         return None
     request, recipe, recipe_path = claimed
+    if not recipe and not recipe_path:
+        return finish_request(ws, request.id, run_id=None,
+                              error=f"run request {request.id} has no recipe to run: its trigger was removed "
+                                    "or names neither a recipe nor a recipe file")
     from loopml.recipes import run_recipe
 
     try:
-        spec: Any = recipe or recipe_path
-        result = run_recipe(ws, spec, trigger={**request.context, "run_request_id": request.id})
+        with _LeaseKeeper(ws, request_lease(request.id), worker, lease_ttl_s):
+            spec: Any = recipe or recipe_path
+            result = run_recipe(ws, spec, trigger={**request.context, "run_request_id": request.id})
     except LoopmlError as exc:
         run_id = getattr(exc, "run_id", None)
         return finish_request(ws, request.id, run_id=run_id, error=str(exc))
+    except Exception as exc:  # a bug in a step or a foreign error: the request fails, the runner goes on
+        log.exception("run request %s failed", request.id)
+        return finish_request(ws, request.id, run_id=getattr(exc, "run_id", None),
+                              error=f"{type(exc).__name__}: {exc}")
     return finish_request(ws, request.id, run_id=result.run_id)
 
 
@@ -93,6 +147,10 @@ class Scheduler:
         from loopml.monitor import due_monitors, run_monitor
 
         for name in due_monitors(self.ws, now):
+            # Renew before each monitor: a long pass must not let the lease lapse to a standby mid-way.
+            if not acquire_lease(self.ws.store, LEASE, self.holder, self.lease_ttl_s, now=max(now, utcnow())):
+                log.warning("scheduler %s lost its lease during the monitor pass", self.holder)
+                return report
             try:
                 run_monitor(self.ws, name, now=now)
                 report.monitors_run.append(name)
@@ -110,6 +168,15 @@ class Scheduler:
             self._work.set()
         return report
 
+    def run_once(self, *, now: datetime | None = None) -> TickReport:
+        """One tick, then every queued run request, then one delivery pass of the outbox (``--once``, cron)."""
+        report = self.tick(now=now)
+        if report.leader:
+            while (request := execute_next_request(self.ws, self.holder)) is not None:
+                report.executed.append(request)
+        report.notified = deliver_pending(self.ws).sent
+        return report
+
     def _run_worker(self) -> None:
         while not self._stop.is_set():
             self._work.wait(self.tick_s)
@@ -117,7 +184,7 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     done = execute_next_request(self.ws, self.holder)
-                except LoopmlError:
+                except Exception:  # the runner thread must survive, or no request would ever run again
                     log.exception("run request failed to start")
                     break
                 if done is None:
@@ -133,7 +200,7 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     self.tick()
-                except LoopmlError:
+                except Exception:  # one bad tick (a database hiccup) must not end the scheduler
                     log.exception("scheduler tick failed; retrying")
                 self._stop.wait(self.tick_s)
         finally:

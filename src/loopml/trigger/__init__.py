@@ -1,7 +1,7 @@
 """Triggers: schedule, new data, alert and manual, each firing a run request with its context."""
 
 from loopml.trigger._evaluate import check_triggers
-from loopml.trigger._requests import claim_next_request, finish_request
+from loopml.trigger._requests import REQUEST_LEASE_TTL_S, claim_next_request, finish_request, request_lease
 from loopml.trigger._triggers import (
     TRIGGER_KINDS,
     RunRequestRecord,
@@ -16,6 +16,7 @@ from loopml.trigger._triggers import (
 )
 
 __all__ = [
+    "REQUEST_LEASE_TTL_S",
     "TRIGGER_KINDS",
     "RunRequestRecord",
     "TriggerRecord",
@@ -28,5 +29,6 @@ __all__ = [
     "list_run_requests",
     "list_triggers",
     "remove_trigger",
+    "request_lease",
     "set_trigger_enabled",
 ]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -17,12 +16,6 @@ from loopml.monitor.alerts import (
 )
 
 PAYLOAD = {"text": "drift on churn", "alert": {"id": 1, "severity": "warning", "rule": "data_drift", "endpoint": "churn"}}
-
-
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_webhook_posts_the_alert_as_json(http_receiver) -> None:
@@ -44,12 +37,24 @@ def test_email_reaches_a_real_smtp_server(smtp_server) -> None:
     assert "drift on churn" in msg["Subject"]
 
 
-def test_http_error_and_refused_connection_are_notifier_errors(http_receiver) -> None:
+def test_http_error_and_refused_connection_are_notifier_errors(http_receiver, dead_port) -> None:
     http_receiver.status = 500
     with pytest.raises(NotifierError, match="HTTP 500"):
         WebhookNotifier(http_receiver.url).send(PAYLOAD)
     with pytest.raises(NotifierError, match="webhook delivery failed"):
-        WebhookNotifier(f"http://127.0.0.1:{_dead_port()}/x", timeout_s=1).send(PAYLOAD)
+        WebhookNotifier(f"http://127.0.0.1:{dead_port}/x", timeout_s=1).send(PAYLOAD)
+    with pytest.raises(NotifierError, match="email delivery failed"):
+        EmailNotifier(to=["oncall@example.org"], host="127.0.0.1", port=dead_port, timeout_s=1).send(PAYLOAD)
+    # A URL urllib cannot parse is a delivery failure too (a ValueError would kill the outbox thread).
+    with pytest.raises(NotifierError, match="slack delivery failed: Invalid IPv6 URL"):
+        SlackNotifier("http://[::1/hook").send(PAYLOAD)
+
+
+def test_webhook_url_must_be_http() -> None:
+    with pytest.raises(ValidationError, match="webhook notifier url 'hooks.example.org/x' must start with http://"):
+        WebhookNotifier("hooks.example.org/x")
+    with pytest.raises(ValidationError, match="slack notifier url 'ftp://h/x' must start with http://"):
+        notifier_from_config({"type": "slack", "url": "ftp://h/x"})
 
 
 def test_unknown_notifier_type_names_the_allowed_ones() -> None:
@@ -72,9 +77,17 @@ def test_outbox_retries_with_backoff_until_delivered(workspace, http_receiver) -
     assert http_receiver.bodies[0]["alert"]["rule"] == "drift"
 
 
-def test_outbox_gives_up_after_max_attempts(workspace) -> None:
+def test_outbox_gives_up_after_max_attempts(workspace, dead_port) -> None:
     t0 = utcnow()
     raise_alert(workspace, rule="x", message="m", now=t0,
-                channels=[{"type": "webhook", "url": f"http://127.0.0.1:{_dead_port()}/", "timeout_s": 1}])
+                channels=[{"type": "webhook", "url": f"http://127.0.0.1:{dead_port}/", "timeout_s": 1}])
     stats = [deliver_pending(workspace, now=t0 + timedelta(hours=i), max_attempts=2) for i in range(3)]
     assert [s.gave_up for s in stats] == [0, 1, 0]
+
+
+def test_a_channel_that_cannot_be_built_is_retried_not_fatal(workspace) -> None:
+    t0 = utcnow()
+    raise_alert(workspace, rule="x", message="m", now=t0, channels=[{"type": "webhook", "url": "hooks.example.org/x"}])
+    stats = deliver_pending(workspace, now=t0, max_attempts=2)  # no exception escapes the outbox
+    assert (stats.sent, stats.retried) == (0, 1)
+    assert deliver_pending(workspace, now=t0 + timedelta(hours=1), max_attempts=2).gave_up == 1

@@ -7,6 +7,7 @@ so alerting works on a bare install.
 
 from __future__ import annotations
 
+import http.client
 import json
 import smtplib
 import urllib.error
@@ -15,7 +16,7 @@ from abc import ABC, abstractmethod
 from email.message import EmailMessage
 from typing import Any
 
-from loopml.kernel.exceptions import NotifierError, ValidationError
+from loopml.kernel.exceptions import LoopmlError, NotifierError, ValidationError
 
 __all__ = ["EmailNotifier", "Notifier", "SlackNotifier", "WebhookNotifier", "notifier_from_config", "NOTIFIER_TYPES"]
 
@@ -29,11 +30,18 @@ class Notifier(ABC):
         self.timeout_s = timeout_s
 
     def send(self, payload: dict[str, Any]) -> None:
+        """Deliver ``payload``; every failure is a :class:`NotifierError` (the outbox retries those).
+
+        Raises:
+            NotifierError: the receiver refused, timed out, answered an error,
+                or the channel config cannot be used (e.g. a malformed URL).
+        """
         try:
             self._send(payload)
-        except NotifierError:
+        except LoopmlError:
             raise
-        except (OSError, smtplib.SMTPException, urllib.error.URLError) as exc:
+        # ValueError: a URL urllib cannot parse; HTTPException: a broken HTTP answer.
+        except (OSError, ValueError, http.client.HTTPException, smtplib.SMTPException, urllib.error.URLError) as exc:
             raise NotifierError(f"{self.kind} delivery failed: {exc}") from exc
 
     @abstractmethod
@@ -59,6 +67,9 @@ class WebhookNotifier(Notifier):
 
     def __init__(self, url: str, *, headers: dict[str, str] | None = None, timeout_s: float = 5.0) -> None:
         super().__init__(timeout_s=timeout_s)
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            raise ValidationError(f"{self.kind} notifier url {url!r} must start with http:// or https://",
+                                  field="url", rule="url")
         self.url = url
         self.headers = headers or {}
 

@@ -91,7 +91,7 @@ class NotificationDispatcher:
         while not self._stop.wait(self.interval_s):
             try:
                 deliver_pending(self.ws, **self.options)  # type: ignore[arg-type]
-            except LoopmlError:
+            except Exception:  # the thread must outlive any one failure, or alerts silently stop
                 log.exception("notification delivery failed; retrying next tick")
 
     def stop(self, timeout: float = 5.0) -> None:
