@@ -144,3 +144,24 @@ def test_bytes_that_do_not_hash_to_their_digest_are_never_kept(store: ArtifactSt
     with pytest.raises(ArtifactError, match="source changed while it was being stored"):
         store._put(claimed, 15, io.BytesIO(b"what was copied"), "application/octet-stream", {})
     assert not store.exists(claimed)
+
+
+def test_an_unknown_url_scheme_is_an_artifact_error_naming_the_url() -> None:
+    with pytest.raises(ArtifactError, match=r"artifact store URL 'nosuchproto://bucket/x': .*nosuchproto"):
+        ArtifactStore("nosuchproto://bucket/x")
+
+
+def test_s3_without_s3fs_names_the_extra_to_install() -> None:
+    # A fresh interpreter where s3fs cannot be imported (fsspec caches drivers it loaded).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['s3fs'] = None\n"
+        "from loopml.artifacts import ArtifactStore\n"
+        "from loopml.kernel.exceptions import MissingExtraError\n"
+        "try:\n    ArtifactStore('s3://bucket/cas')\n"
+        "except MissingExtraError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'loopml[s3]'" in out.stdout, out.stdout + out.stderr

@@ -96,6 +96,23 @@ def test_lineage_of_an_unknown_object_lists_what_exists(workspace) -> None:  # t
         lineage(workspace, "model:churn@champion")
 
 
+
+def test_dataset_is_short_for_dataset_version(sqlite_workspace) -> None:  # type: ignore[no-untyped-def]
+    _chain(sqlite_workspace)
+    graph = lineage(sqlite_workspace, "dataset:weather@1", direction="downstream")
+    assert graph.root.key == "dataset_version:weather@1"
+    assert ("run", "r1") in {e.dst for e in graph.edges}
+    with pytest.raises(NotFoundError, match=r"dataset 'weathr' not found; datasets: weather"):
+        lineage(sqlite_workspace, "dataset:weathr@1")
+
+
+def test_an_unknown_node_with_no_edges_is_not_found_not_an_empty_graph(sqlite_workspace) -> None:  # type: ignore[no-untyped-def]
+    _chain(sqlite_workspace)
+    with pytest.raises(NotFoundError, match=r"lineage object 'datset:weather@1': nothing is recorded .*node types: .*dataset_version"):
+        lineage(sqlite_workspace, "datset:weather@1")
+    # A type no resolver knows still works when edges name the node.
+    assert lineage(sqlite_workspace, "deployment:d1", direction="upstream").edges
+
 def test_lineage_rejects_bad_input(sqlite_workspace) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError, match=r"lineage object 'churn' is invalid: use TYPE:ID"):
         lineage(sqlite_workspace, "churn")

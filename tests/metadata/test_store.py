@@ -109,3 +109,10 @@ def test_a_broken_foreign_key_is_bad_input_not_a_duplicate(workspace) -> None:
             tx.session.add(ModelVersion(model_id=999, version=1, artifact_digest="0" * 64,
                                         created_at=utcnow(), created_by="tester"))
             tx.session.flush()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_workspace) -> None:  # type: ignore[no-untyped-def]
+    with sqlite_workspace.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000

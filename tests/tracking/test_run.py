@@ -17,6 +17,8 @@ from loopml.metadata._orm import AuditEvent, AuditHead
 from loopml.metadata.audit import verify_chain
 from loopml.metadata.lineage import walk
 from loopml.tracking import (
+    ArtifactRef,
+    find_cached_artifacts,
     find_cached_run,
     get_run,
     list_runs,
@@ -148,6 +150,20 @@ def test_find_cached_run_returns_the_latest_succeeded_run(workspace) -> None:
         pass
     hit = find_cached_run(workspace, "k1")
     assert hit is not None and hit.id == second.id and hit.metrics == {"acc": 0.2}
+
+
+def test_find_cached_artifacts_is_the_lean_form_of_find_cached_run(workspace) -> None:
+    digest = workspace.artifacts.put_bytes(b"out").digest
+    with start_run(workspace, "step", kind="step", cache_key="k3") as run:
+        run.attach_artifacts([ArtifactRef("outputs/x", digest, 3, "application/octet-stream")])
+        with pytest.raises(ValidationError, match="artifact name"):
+            run.attach_artifacts([ArtifactRef("../x", digest, 3)])
+    full = find_cached_run(workspace, "k3")
+    assert full is not None
+    assert find_cached_artifacts(workspace, "k3") == (run.id, full.artifacts)
+    assert full.artifacts == (ArtifactRef("outputs/x", digest, 3, "application/octet-stream"),)
+    assert find_cached_artifacts(workspace, "k3", kind="manual") is None
+    assert find_cached_artifacts(workspace, "nope") is None
 
 
 def test_log_batch_writes_to_a_run_by_id(workspace) -> None:

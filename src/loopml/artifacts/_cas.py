@@ -25,13 +25,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-from loopml.kernel.exceptions import ArtifactError, IntegrityError, NotFoundError
+from loopml.kernel.exceptions import (
+    ArtifactError,
+    IntegrityError,
+    MissingExtraError,
+    NotFoundError,
+)
 
 __all__ = ["ArtifactInfo", "ArtifactStore", "ByteBackend", "FsspecBackend", "MemoryBackend"]
 
 MAGIC = b"LMLART01"
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ByteBackend(Protocol):
@@ -62,8 +75,14 @@ class FsspecBackend:
             raise ArtifactError("fsspec is required for the artifact store") from exc
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url)
-        except (ValueError, ImportError) as exc:
+        except ImportError as exc:
+            # fsspec imports the filesystem's driver on demand: name the extra that ships it.
+            if url.split("://", 1)[0].lower() in ("s3", "s3a"):
+                raise MissingExtraError("s3fs", "s3", f"the artifact store at {url!r}") from exc
             raise ArtifactError(f"artifact store URL {url!r}: {exc}") from exc
+        except (ValueError, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ArtifactError(f"artifact store URL {url!r}: {first}") from exc
         self.root = self.root.rstrip("/")
         self._local = getattr(self.fs, "protocol", None) in ("file", ("file", "local"), "local") or (
             isinstance(self.fs.protocol, tuple) and "file" in self.fs.protocol
@@ -87,6 +106,7 @@ class FsspecBackend:
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp, final)
+                _fsync_dir(os.path.dirname(final))  # the rename itself survives a power cut
             else:
                 # Object stores have atomic PUTs: write the final key in one request.
                 with self.fs.open(final, "wb") as out:
@@ -100,6 +120,8 @@ class FsspecBackend:
 
     def open(self, key: str) -> BinaryIO:
         try:
+            if self._local:  # the same file, without fsspec's wrapper object
+                return open(self._path(key), "rb")
             return self.fs.open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact {key} not found in the store") from exc
@@ -108,6 +130,8 @@ class FsspecBackend:
 
     def exists(self, key: str) -> bool:
         try:
+            if self._local:
+                return os.path.exists(self._path(key))
             return bool(self.fs.exists(self._path(key)))
         except OSError as exc:
             raise ArtifactError(f"could not reach the artifact store: {exc}") from exc

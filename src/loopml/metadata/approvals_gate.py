@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from loopml.kernel.exceptions import PermissionDenied
@@ -47,11 +47,15 @@ class ApprovalState:
         return self.overridden or len(self.approvers) >= self.required
 
 
+# Built once: every alias move asks, so reuse the cache key and compiled SQL.
+_FIND_POLICY = select(ApprovalPolicy).where(
+    ApprovalPolicy.scope == bindparam("scope"), ApprovalPolicy.name == bindparam("name")
+)
+
+
 def find_policy(session: Session, scope: str, name: str) -> ApprovalPolicy | None:
     """The policy of ``scope`` (``model`` | ``endpoint``) ``name``, if any."""
-    return session.execute(
-        select(ApprovalPolicy).where(ApprovalPolicy.scope == scope, ApprovalPolicy.name == name)
-    ).scalar_one_or_none()
+    return session.execute(_FIND_POLICY, {"scope": scope, "name": name}).scalar_one_or_none()
 
 
 def approval_state(session: Session, policy: ApprovalPolicy, *, model: str, version: int,

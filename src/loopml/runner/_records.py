@@ -3,10 +3,11 @@
 A pipeline run is a tracking run of kind ``pipeline``; each step is a child
 run of kind ``step`` whose ``cache_key`` is the cache index. A step's outputs
 are its run artifacts named ``outputs/<name>``, its captured logs ``logs.txt``.
-Output rows point at digests the worker already stored, so they are inserted
-here directly (``ActiveRun.log_artifact`` takes bytes, and re-reading a large
-output only to log it again would cost a full copy); they are committed before
-the step run is ended, so a ``succeeded`` step run always lists its outputs.
+Output rows point at digests the worker already stored, so they are attached by
+digest (``ActiveRun.attach_artifacts``: ``log_artifact`` takes bytes, and
+re-reading a large output only to log it again would cost a full copy); they are
+written in the transaction that ends the step run, so a ``succeeded`` (or
+``cached``) step run always lists its outputs.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-
 from loopml.kernel.types import utcnow
-from loopml.metadata._orm import RunArtifact
 from loopml.runner._task import StepResult
-from loopml.tracking import ActiveRun, find_cached_run, start_run
+from loopml.tracking import ActiveRun, ArtifactRef, find_cached_artifacts, start_run
 from loopml.workspace import Workspace
 
 __all__ = [
@@ -52,15 +50,8 @@ class CacheHit:
     outputs: Outputs
 
 
-def _attach_outputs(ws: Workspace, run_id: str, outputs: Outputs) -> None:
-    if not outputs:
-        return
-    with ws.store.write(ws.actor) as tx:
-        tx.session.execute(
-            insert(RunArtifact),
-            [{"run_id": run_id, "name": OUTPUT_PREFIX + n, "digest": d, "size": s, "media_type": m}
-             for n, (d, s, m) in outputs.items()],
-        )
+def _attach_outputs(run: ActiveRun, outputs: Outputs) -> None:
+    run.attach_artifacts(ArtifactRef(OUTPUT_PREFIX + n, d, s, m) for n, (d, s, m) in outputs.items())
 
 
 def start_pipeline_run(
@@ -87,17 +78,18 @@ def finish_pipeline_run(run: ActiveRun, *, status: str, error: str | None = None
 
 def find_cached(ws: Workspace, cache_key: str, outputs: tuple[str, ...]) -> CacheHit | None:
     """The newest succeeded step run with ``cache_key``, if all its outputs are still stored."""
-    record = find_cached_run(ws, cache_key)
-    if record is None or record.kind != "step":
+    cached = find_cached_artifacts(ws, cache_key, kind="step")
+    if cached is None:
         return None
+    run_id, artifacts = cached
     found: Outputs = {
         a.name[len(OUTPUT_PREFIX):]: (a.digest, a.size, a.media_type)
-        for a in record.artifacts
+        for a in artifacts
         if a.name.startswith(OUTPUT_PREFIX)
     }
     if set(found) != set(outputs) or not all(ws.artifacts.exists(d) for d, _, _ in found.values()):
         return None
-    return CacheHit(record.id, found)
+    return CacheHit(run_id, found)
 
 
 def _step_tags(pipeline: str, step_ref: str, input_digests: Mapping[str, str]) -> dict[str, str]:
@@ -148,8 +140,8 @@ def record_cached_step(
                     cache_key=cache_key)
     if params:
         run.log_params(params)
-    _attach_outputs(ws, run.id, hit.outputs)
-    run.end("cached")
+    _attach_outputs(run, hit.outputs)
+    run.end("cached")  # one transaction: params, outputs, end state
     return run.id, utcnow()
 
 
@@ -164,7 +156,7 @@ def finish_step_run(ws: Workspace, run: ActiveRun, result: StepResult) -> None:
     if result.logs:
         run.log_artifact(LOGS_ARTIFACT, result.logs, media_type="text/plain; charset=utf-8")
     if result.ok:
-        _attach_outputs(ws, run.id, {
+        _attach_outputs(run, {
             name: (digest, int(result.output_info.get(name, {}).get("size", 0)),
                    result.output_info.get(name, {}).get("media_type"))
             for name, digest in result.output_digests.items()

@@ -13,6 +13,7 @@ See README.md in this folder for the invariants (durability of buffered logging)
 from loopml.tracking._git import git_info
 from loopml.tracking._query import (
     compare_runs,
+    find_cached_artifacts,
     find_cached_run,
     get_run,
     list_runs,
@@ -38,6 +39,7 @@ __all__ = [
     "RunRecord",
     "active_run",
     "compare_runs",
+    "find_cached_artifacts",
     "find_cached_run",
     "flush_all",
     "get_run",

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from loopml.workspace import Workspace
 
-__all__ = ["compare_runs", "find_cached_run", "get_run", "list_runs", "metric_history", "runs_dataframe"]
+__all__ = ["compare_runs", "find_cached_artifacts", "find_cached_run", "get_run", "list_runs", "metric_history", "runs_dataframe"]
 
 _RUN_COLS = [
     RUNS.c.id, RUNS.c.name, RUNS.c.experiment, RUNS.c.kind, RUNS.c.status, RUNS.c.parent_id,
@@ -276,6 +276,32 @@ def find_cached_run(ws: Workspace, cache_key: str) -> RunRecord | None:
             .limit(1)
         ).first()
         return _hydrate(conn, [_attrs(row)])[0] if row is not None else None
+
+
+def find_cached_artifacts(
+    ws: Workspace, cache_key: str, *, kind: str | None = None
+) -> tuple[str, tuple[ArtifactRef, ...]] | None:
+    """``(run id, artifacts)`` of the run :func:`find_cached_run` would return, if it is of ``kind``.
+
+    The lean form of the cache lookup: two small selects instead of a whole
+    :class:`RunRecord` (params and metrics are not needed to reuse outputs).
+    """
+    flush_all(ws)
+    with ws.store.read() as session:
+        conn = session.connection()
+        row = conn.execute(
+            select(RUNS.c.id, RUNS.c.kind)
+            .where(RUNS.c.cache_key == cache_key, RUNS.c.status == "succeeded")
+            .order_by(RUNS.c.ended_at.desc().nulls_last(), RUNS.c.started_at.desc(), RUNS.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None or (kind is not None and row.kind != kind):
+            return None
+        arts = conn.execute(
+            select(ARTIFACTS.c.name, ARTIFACTS.c.digest, ARTIFACTS.c.size, ARTIFACTS.c.media_type)
+            .where(ARTIFACTS.c.run_id == row.id)
+        ).all()
+    return row.id, tuple(sorted((ArtifactRef(*a) for a in arts), key=lambda a: a.name))
 
 
 def _differs(values: list[Any]) -> bool:

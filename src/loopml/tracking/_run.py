@@ -253,6 +253,17 @@ class ActiveRun:
         self._buffer(artifacts={name: ref})
         return info.digest
 
+    def attach_artifacts(self, refs: Iterable[ArtifactRef]) -> None:
+        """Attach artifacts that are already in the artifact store, by digest (no bytes are read).
+
+        Buffered like params: written with the next flush, at the latest in the same
+        transaction as :meth:`end`, so an ended run always lists them.
+        """
+        self._check_open()
+        arts = {_check_artifact_name(r.name): r for r in refs}
+        if arts:
+            self._buffer(artifacts=arts)
+
     def _buffer(
         self,
         *,
