@@ -155,6 +155,20 @@ def test_bad_inputs_name_file_and_rule_and_write_nothing(sqlite_workspace, tmp_p
     assert list(ws.artifacts.digests()) == []
 
 
+
+def test_a_quote_that_never_closes_is_a_malformed_csv_not_one_huge_value(sqlite_workspace, tmp_path: Path) -> None:
+    ws = sqlite_workspace
+    broken = tmp_path / "unclosed.csv"
+    broken.write_text('a,b\n1,2\n3,"4\n5,6\n7,8\n')  # pyarrow alone reads rows 5,6 and 7,8 into one value
+    with pytest.raises(ValidationError, match=r"unclosed\.csv: malformed CSV: the quoted value of column 'b' in data row 2 never closes"):
+        ingest(ws, broken, "bad")
+    assert list_datasets(ws) == []
+    # Quoted newlines, doubled quotes and a literal inch mark in closed or unquoted values stay valid.
+    fine = tmp_path / "fine.csv"
+    fine.write_text('a,b\n1,"x\ny"\n2,"say ""hi"""\n3,12" tv\n')
+    rec = ingest(ws, fine, "fine")
+    assert load_frame(ws, rec)["b"].tolist() == ["x\ny", 'say "hi"', '12" tv']
+
 def test_profile_is_json_safe_and_matches_numpy(sqlite_workspace) -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, 5000)

@@ -45,3 +45,20 @@ def test_workspace_root_is_found_upward(tmp_path: Path) -> None:
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
     assert find_workspace_root(deep) == tmp_path.resolve()
+
+
+def test_env_overrides_one_key_of_a_section_and_keeps_the_files_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "loopml.toml").write_text("[loopml.serve]\nport = 9000\n")
+    monkeypatch.setenv("LOOPML_SERVE__HOST", "0.0.0.0")
+    s = load_settings(tmp_path)
+    assert (s.serve.host, s.serve.port) == ("0.0.0.0", 9000)
+
+
+def test_invalid_env_value_is_a_config_error_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPML_SERVE__PORT", "abc")
+    with pytest.raises(ConfigError, match=r"invalid settings .*serve\.port: Input should be a valid integer.*'abc'"):
+        load_settings(tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loopml.kernel.exceptions import StepFailed
+from loopml.kernel.exceptions import SpecError, StepFailed
 from loopml.metadata.lineage import lineage
 from loopml.recipes import QUICKSTART_RECIPE, prepare_quickstart, run_recipe
 from loopml.register import resolve
@@ -70,3 +70,26 @@ def test_missing_target_fails_the_step_and_a_fixed_rerun_resumes(sqlite_workspac
         run_recipe(sqlite_workspace, bad)
     assert list_runs(sqlite_workspace, kind="pipeline")[0].status == "failed"
     assert run_recipe(sqlite_workspace, spec).status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("gates", "space", "message"),
+    [
+        (["roc_auc >> 0.8"], None, r"gate #1 'roc_auc >> 0\.8': a string rule reads 'METRIC OP NUMBER'"),
+        (["auc >= 0.8"], None, r"metric 'auc' is unknown; allowed: accuracy, .*roc_auc"),
+        ([{"metric": "roc_auc", "max_regresion": 0.1}], None, r"unknown key\(s\) 'max_regresion'"),
+        ([{"fairness": "month", "metric": "roc_auc", "max_gap": 0.2}], None,
+         r"gates: gate #1 .* slices by column 'month', which is not in evaluate\.slices \(season\)"),
+        (["roc_auc[weather] >= 0.5"], None, r"slices by column 'weather', which is not in evaluate\.slices"),
+        ([], {"max_depth": {"type": "integer", "low": 2, "high": 6}},
+         r"search space parameter 'max_depth': type 'integer' is unknown; allowed: int, float, categorical"),
+    ],
+)
+def test_spec_errors_that_need_no_data_fail_before_any_step_runs(sqlite_workspace, gates, space, message) -> None:  # type: ignore[no-untyped-def]
+    spec = _small_recipe(sqlite_workspace.root)
+    spec["gates"] = gates
+    if space is not None:
+        spec["train"]["search"]["space"] = space
+    with pytest.raises(SpecError, match=message):
+        run_recipe(sqlite_workspace, spec)
+    assert list_runs(sqlite_workspace) == []

@@ -117,6 +117,8 @@ def _read_file(path: Path, format: str | None) -> SourceData:
         raise DataError(f"{path}: not a file")
     fmt = _format_for(path, format)
     table = _read_csv(path) if fmt == "csv" else _read_parquet(path)
+    if fmt == "csv" and path.suffix.lower() not in _COMPRESSED:
+        _check_last_quote_closed(path, table)
     resolved = path.resolve()
     info = {"kind": fmt, "path": str(resolved), "bytes": resolved.stat().st_size}
     return SourceData(table, info, resolved.as_uri())
@@ -159,6 +161,42 @@ def _read_csv(path: Path) -> pa.Table:
         except OSError as exc:
             raise DataError(f"{path}: could not read: {exc}") from exc
     raise ValidationError(f"{path}: column types keep changing between parts of the file", field=str(path), rule="csv")
+
+
+def _check_last_quote_closed(path: Path, table: pa.Table) -> None:
+    """Reject a quoted field that never closes: pyarrow reads it to the end of the file.
+
+    Opened in the last column, such a field swallows every later line into the
+    last row's last value, so the file ends with ``"`` + that value (quotes
+    doubled) and no closing quote. (Opened in another column, the last row comes
+    out short and is reported as ragged.) Only the file's tail is read.
+    """
+    if table.num_rows == 0 or table.num_columns == 0 or not pa.types.is_string(table.schema.field(-1).type):
+        return
+    value = table.column(-1)[-1].as_py()
+    if not value:
+        return
+    raw = ('"' + value.replace('"', '""')).encode()
+    size = path.stat().st_size
+    if size < len(raw):
+        return
+    tail = min(len(raw), 4096)
+    try:
+        with open(path, "rb") as f:
+            f.seek(size - len(raw))
+            head = f.read(1)
+            f.seek(size - tail)
+            end = f.read(tail)
+    except OSError as exc:
+        raise DataError(f"{path}: could not read: {exc}") from exc
+    if head == b'"' and end == raw[-tail:]:
+        column = table.column_names[-1]
+        raise ValidationError(
+            f"{path}: malformed CSV: the quoted value of column '{column}' in data row {table.num_rows} "
+            "never closes, so it runs to the end of the file (rule: unterminated_quote)",
+            field=column,
+            rule="unterminated_quote",
+        )
 
 
 def _raise_csv_error(path: Path, parse: Any, exc: pa.ArrowInvalid) -> None:

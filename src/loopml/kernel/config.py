@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from loopml.kernel.exceptions import ConfigError
 
@@ -122,21 +123,29 @@ def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
     """
     env_root = os.environ.get("LOOPML_ROOT")
     base = Path(root or env_root or find_workspace_root() or Path.cwd()).resolve()
-    file_values = _read_toml(base)
-    env_settings = Settings(root=base)
-    values: dict[str, Any] = {**file_values}
-    # Env values win over the file: keep only those the env actually set.
-    env_set = Settings.model_fields.keys() & {
-        k[len("LOOPML_") :].lower().split("__")[0] for k in os.environ if k.startswith("LOOPML_")
-    }
-    for key in env_set:
-        values[key] = getattr(env_settings, key)
-    values.update(overrides)
+    # Sections merge key by key: LOOPML_SERVE__HOST overrides serve.host and keeps
+    # the file's serve.port. The env source yields only what the env actually set.
+    values = _merge(_read_toml(base), EnvSettingsSource(Settings)())
+    values = _merge(values, overrides)
     values["root"] = base
     try:
         return Settings(**values)
-    except Exception as exc:  # pydantic.ValidationError → our tree
-        raise ConfigError(f"invalid settings: {exc}") from exc
+    except PydanticValidationError as exc:  # → our tree, one line naming each field
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings (loopml.toml or LOOPML_* env): {problems}") from exc
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.kernel.exceptions import NotFoundError
+from loopml.kernel.exceptions import NotFoundError, SpecError
 from loopml.pipeline import Pipeline
 from loopml.recipes._steps import STEPS, file_digest
 from loopml.recipes.spec import RecipeSpec, load_spec, parse_spec
 from loopml.workspace import Workspace
 
-__all__ = ["RecipeResult", "recipe_params", "recipe_pipeline", "run_recipe"]
+__all__ = ["RecipeResult", "check_spec", "recipe_params", "recipe_pipeline", "run_recipe"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,30 @@ def recipe_params(ws: Workspace, spec: RecipeSpec) -> dict[str, Any]:
     }
 
 
+def check_spec(spec: RecipeSpec) -> None:
+    """Check, before any step runs, what needs no data: the gate rules (and the columns
+    they slice by) and the search space. A typo in a gate must not cost a training run.
+
+    Raises:
+        SpecError: naming the rule or parameter, the key and the allowed values.
+    """
+    from loopml.governance import parse_rules
+
+    slices = list(spec.evaluate.slices)
+    for i, rule in enumerate(parse_rules(spec.gates)):
+        column = getattr(rule, "slice", None) or getattr(rule, "column", None)
+        if column is not None and column not in slices:
+            raise SpecError(
+                f"gates: gate #{i + 1} {rule.text!r} slices by column {column!r}, which is not in "
+                f"evaluate.slices ({', '.join(slices) or 'none'}); add it there",
+                field=f"gates[{i}]", rule="slice",
+            )
+    if spec.train.search is not None:
+        from loopml.train import parse_space
+
+        parse_space(spec.train.search.space)
+
+
 def run_recipe(
     ws: Workspace,
     spec: RecipeSpec | dict[str, Any] | str | Path,
@@ -111,6 +135,7 @@ def run_recipe(
         spec = load_spec(spec)
     elif isinstance(spec, dict):
         spec = parse_spec(spec)
+    check_spec(spec)
     result = run_pipeline(
         ws, recipe_pipeline(spec), recipe_params(ws, spec),
         executor=executor or ws.settings.executor, resume=resume, experiment=spec.experiment_name,
