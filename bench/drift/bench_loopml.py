@@ -14,6 +14,9 @@ Figures (median of --repeats, one process per size):
   agree[...] per-column verdict agreement with the stored peer results (results/*.json in shared/),
   agree_evidently_method/verdict, max_rel_score_diff: evidently mode vs Evidently's own output.
 With --null it also runs the false-alarm simulation (no drift) per column type and sample size.
+Each run stores the reference profile (results-local/profile_<size>_x<scale>.json); --monitor-only then
+scores in a fresh process that loads only the current window and that profile, as a monitor run does
+(the reference rows are never in its memory), and reports that process's peak RSS.
 
 Usage:  PYTHONPATH=src python bench/drift/bench_loopml.py --size a [--scale 0.2] [--repeats 3] [--null]
 Prints one line per figure:  loopml size=a ... figure=<name> value=<v>
@@ -107,6 +110,29 @@ def null_simulation(emit, reps: int) -> None:  # type: ignore[no-untyped-def]
                 emit(f"null_fpr[{m},{col},n={n}]", f"{k / r:.3f}", f"reps={r}")
 
 
+def _profile_path(a: argparse.Namespace) -> str:
+    return os.path.join(HERE, "results-local", f"profile_{a.size}_x{a.scale:g}.json")  # not committed: up to 9 MB
+
+
+def monitor_only(a: argparse.Namespace) -> None:
+    """A monitor's memory: the current window and the stored profile, no reference rows."""
+    path = g.path_for(a.size, a.scale, a.seed, g.DATA_DIR)
+    with np.load(path) as z:  # an npz reads only the arrays asked for
+        m = json.loads(str(z["meta"]))
+        cur_num, cur_cat = z["cur_num"], z["cur_cat"]
+    cur = {n: cur_num[i] for i, n in enumerate(m["num_names"])}
+    cur.update({n: cur_cat[i] for i, n in enumerate(m["cat_names"])})
+    with open(_profile_path(a)) as f:
+        prof = json.load(f)
+    tag = f"loopml size={a.size} n={m['n_ref']} p={m['p']} scale={a.scale:g} mode=monitor-only"
+    base = rss_mb()
+    print(f"{tag} figure=rss_before_run_MB value={base:.0f}", flush=True)
+    _, ts = timed(lambda: DriftDetector().fit(prof).score(cur), a.repeats)
+    print(f"{tag} figure=auto_s value={statistics.median(ts):.4f} runs=" + ",".join(f"{x:.3f}" for x in ts))
+    print(f"{tag} figure=peak_rss_MB value={peak_mb():.0f}")
+    print(f"{tag} figure=peak_delta_MB value={peak_mb() - base:.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="a")
@@ -115,7 +141,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-numpy", action="store_true", help="skip the in-process numpy baseline")
     ap.add_argument("--null", type=int, default=0, help="also run the no-drift simulation with this many reps")
+    ap.add_argument("--monitor-only", action="store_true",
+                    help="load only the current window and the stored profile (run the size once without it first)")
     a = ap.parse_args()
+    if a.monitor_only:
+        return monitor_only(a)
 
     d = g.load(a.size, a.scale, a.seed)
     meta = d["meta"]
@@ -132,6 +162,9 @@ def main() -> None:
     emit("profile_json_MB", f"{len(json.dumps(prof)) / 2**20:.2f}")
     emit("profile_peak_delta_MB", f"{peak_mb() - base:.0f}")
     prof = json.loads(json.dumps(prof))  # what a monitor would read back from the store
+    os.makedirs(os.path.dirname(_profile_path(a)), exist_ok=True)
+    with open(_profile_path(a), "w") as f:
+        json.dump(prof, f)
     base = rss_mb()
     auto, ts = timed(lambda: DriftDetector().fit(prof).score(cur), a.repeats)
     emit("auto_s", f"{statistics.median(ts):.4f}", "runs=" + ",".join(f"{x:.3f}" for x in ts))
