@@ -15,6 +15,7 @@ from loopml.deploy import (
     pause,
     promote,
     record_evidence,
+    release_standby,
     resume,
     rollback,
     traffic_history,
@@ -79,6 +80,25 @@ def test_shadow_and_blue_green_policies(workspace) -> None:
     assert policy["standby"] == [v2] and [r["version"] for r in policy["routes"]] == [v1]
     promote(workspace, "e")
     assert get_endpoint(workspace, "e").policy["standby"] == [v1]
+
+
+def test_a_promoted_blue_green_rolls_back_while_kept_warm_and_is_released_after(workspace) -> None:
+    v1, v2, v3 = _register(workspace), _register(workspace), _register(workspace)
+    deploy(workspace, "e", f"churn/{v1}")
+    deploy(workspace, "e", f"churn/{v2}", strategy="blue-green", keep_warm_s=30)
+    promote(workspace, "e")
+    r = rollback(workspace, "e", reason="bad numbers after the switch")  # promoted, v1 still warm
+    assert r.status == "rolled_back" and get_endpoint(workspace, "e").serving_versions == [v1]
+    assert resolve(workspace, "churn@champion").version == v1
+    deploy(workspace, "e", f"churn/{v3}", strategy="blue-green", keep_warm_s=30)
+    ended = promote(workspace, "e").ended_at
+    assert release_standby(workspace, "e", now=ended + timedelta(seconds=29)) is None
+    released = release_standby(workspace, "e", now=ended + timedelta(seconds=30))
+    assert released is not None and released.evidence[-1]["released"] is True
+    assert get_endpoint(workspace, "e").policy["standby"] == []
+    assert release_standby(workspace, "e", now=ended + timedelta(seconds=99)) is None  # once
+    with pytest.raises(DeploymentError, match="no longer|kept warm"):
+        rollback(workspace, "e", reason="too late")
 
 
 def test_only_gated_versions_get_traffic_unless_overridden(workspace) -> None:

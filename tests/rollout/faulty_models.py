@@ -94,3 +94,17 @@ class WorseOnTwoFifths(Wrapped):
         return proba
 
 
+
+
+class RaisesAlways(Wrapped):
+    """Loads and hash-checks like any model, then raises on every row: only scoring rows finds it."""
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        raise RuntimeError("candidate cannot score anything")
+
+
+class WrongShape(Wrapped):
+    """Answers one probability row per batch, whatever the number of rows."""
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return self.base.predict_proba(x)[:1]

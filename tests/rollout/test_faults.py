@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from loopml.deploy import (
     get_endpoint,
     get_rollout,
     promote,
+    rollback,
     shadow_endpoint_name,
     traffic_history,
 )
+from loopml.kernel.exceptions import DeploymentError
 from loopml.predictions import (
     count_predictions,
     open_prediction_log,
@@ -285,3 +288,66 @@ def test_ab_assignment_is_sticky_by_request_key(rig: Rig) -> None:
     assert set().union(*by_key.values()) == {rig.v1, v2}
     assert rig.tick() == "hold"  # A/B waits for its metric; it never promotes on its own (auto=False)
     assert np.isclose(get_endpoint(rig.ws, ENDPOINT).policy["routes"][1]["weight"], 0.5)
+
+
+def test_a_blue_green_candidate_that_cannot_score_is_never_switched_to(rig: Rig) -> None:
+    v2 = rig.register(fm.RaisesAlways(rig.base))  # loads and verifies fine: only scoring rows finds it
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="blue-green", **FAST)
+    rig.start().sync()
+    assert rig.router.standby_models() == () and v2 in rig.router.unhealthy  # not kept warm
+    assert {(s["status"], s["version"]) for s in rig.traffic(30)} == {(200, rig.v1)}
+    report = next(e for e in get_rollout(rig.ws, ENDPOINT).evidence if e.get("kind") == "health_check")
+    assert report["status"] == "breach" and "cannot score anything" in report["detail"]  # the server's verdict
+    assert rig.tick() == "rollback", rig.last.reason
+    r = get_rollout(rig.ws, ENDPOINT)
+    assert r.status == "rolled_back" and "standby_health breached" in r.evidence[-1]["reason"]
+    assert get_endpoint(rig.ws, ENDPOINT).serving_versions == [rig.v1]
+    assert resolve(rig.ws, "churn@champion").version == rig.v1
+    # A person promotes it anyway: the server re-checks it and keeps answering with v1; clients see no error.
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="blue-green", **FAST)
+    rig.sync()
+    promote(rig.ws, ENDPOINT, reason="forced")
+    deadline = time.monotonic() + 10
+    while "failed its health check" not in (rig.router.last_error or ""):
+        assert time.monotonic() < deadline, "the server did not refuse the unhealthy version"
+        time.sleep(0.02)
+    assert {(s["status"], s["version"]) for s in rig.traffic(30)} == {(200, rig.v1)}
+    rollback(rig.ws, ENDPOINT, reason="undo the forced promotion")  # the promoted rollout, baseline still warm
+    rig.sync()
+    assert rig.router.last_error is None and [m.version for m in rig.router.models()] == [rig.v1]
+
+
+def test_a_wrong_shaped_blue_green_candidate_is_rolled_back(rig: Rig) -> None:
+    v2 = rig.register(fm.WrongShape(rig.base))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="blue-green", **FAST)
+    assert rig.tick() == "rollback", rig.last.reason  # the controller's own check, no server needed to see it
+    assert "shape" in get_rollout(rig.ws, ENDPOINT).evidence[-1]["reason"]
+
+
+def test_a_healthy_blue_green_candidate_is_switched_kept_warm_then_released(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="blue-green", keep_warm_s=60.0, **FAST)
+    assert rig.tick() == "hold" and "no serving process" in rig.last.reason  # no server has warmed it yet
+    rig.start().sync()
+    assert [m.version for m in rig.router.standby_models()] == [v2]
+    assert {(s["status"], s["version"]) for s in rig.traffic(20)} == {(200, rig.v1)}
+    assert rig.tick() == "promote", rig.last.reason
+    health = next(s for s in rig.last.signals if s["name"] == "standby_health")
+    assert health["status"] == "ok" and "answered 3 probe rows" in health["detail"]
+    assert resolve(rig.ws, "churn@champion").version == v2
+    rig.sync()
+    assert {(s["status"], s["version"]) for s in rig.traffic(20)} == {(200, v2)}
+    ended = get_rollout(rig.ws, ENDPOINT).ended_at
+    assert controller_tick(rig.ws, now=ended + timedelta(seconds=59)) == []  # inside the window: still warm
+    assert get_endpoint(rig.ws, ENDPOINT).policy["standby"] == [rig.v1]
+    assert [m.version for m in rig.router.standby_models()] == [rig.v1] and rig.v1 in rig.router.table.loaded
+    [released] = controller_tick(rig.ws, now=ended + timedelta(seconds=61))
+    assert released.action == "release", released
+    assert controller_tick(rig.ws, now=ended + timedelta(seconds=120)) == []  # once
+    assert get_endpoint(rig.ws, ENDPOINT).policy["standby"] == []
+    assert "released" in (traffic_history(rig.ws, ENDPOINT)[-1].reason or "")
+    rig.sync()
+    assert rig.router.standby_models() == () and rig.v1 not in rig.router.table.loaded  # unloaded
+    assert {(s["status"], s["version"]) for s in rig.traffic(20)} == {(200, v2)}
+    with pytest.raises(DeploymentError, match="kept warm"):
+        rollback(rig.ws, ENDPOINT, reason="too late")

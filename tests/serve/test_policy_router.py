@@ -111,6 +111,32 @@ def test_a_failed_load_keeps_the_old_policy_serving(trained: tuple[Any, Any]) ->
     assert router.refresh() is True and router.last_error is None and router.table.revision == 2
 
 
+class _Broken:
+    """A fitted classifier that loads fine and raises on every row."""
+
+    def __init__(self, base: Any) -> None:
+        self.classes_, self.feature_names_in_ = base.classes_, base.feature_names_in_
+
+    def predict_proba(self, x: Any) -> Any:
+        raise ValueError("cannot score")
+
+
+def test_a_standby_is_health_checked_on_rows_where_it_is_loaded(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 1.0)]))
+    store.estimators[2] = _Broken(trained[1])
+    verdicts: list[tuple[int, str]] = []
+    router = store.router(on_health=lambda v, h: verdicts.append((v, h.status)))
+    store.set(_policy([(1, 1.0)], standby=[2]))
+    assert router.refresh() is True  # the revision applies, without the unhealthy standby
+    assert router.standby_models() == () and "cannot score" in router.unhealthy[2] and verdicts == [(2, "breach")]
+    store.set(_policy([(2, 1.0)], standby=[1]))  # switching to it anyway: re-checked, refused
+    assert router.refresh() is False and router.table.revision == 2
+    assert "failed its health check" in (router.last_error or "") and router.route("k").version == 1
+    store.estimators[2] = trained[1]  # fixed (e.g. a transient fault): the re-check passes, the switch happens
+    assert router.refresh() is True and router.route("k").version == 2 and not router.unhealthy
+    assert verdicts == [(2, "breach"), (2, "breach"), (2, "ok")]
+
+
 def test_poll_runs_off_the_event_loop(trained: tuple[Any, Any]) -> None:
     store = FakeStore(trained, _policy([(1, 1.0)]))
     router = store.router(poll_interval_s=0.01)

@@ -21,6 +21,8 @@ from loopml.deploy._rollouts import (
     pause,
     promote,
     record_evidence,
+    record_health_check,
+    release_standby,
     resume,
     rollback,
 )
@@ -41,6 +43,8 @@ __all__ = [
     "pause",
     "promote",
     "record_evidence",
+    "record_health_check",
+    "release_standby",
     "resume",
     "rollback",
     "shadow_endpoint_name",

@@ -11,22 +11,43 @@ the prediction log, in ``loopml.rollout``, which calls :func:`advance`,
 alias (``champion``) in the same transaction as the traffic; rollback puts
 both back. Only a version that passed its gates gets traffic, unless a person
 overrides with a reason, which is audited.
+
+Blue-green keeps the old version warm after the switch: it stays in the
+policy's ``standby`` (loaded by every serving process), so :func:`rollback`
+of the promoted rollout is one policy change that routes to a loaded model.
+``keep_warm_s`` later, :func:`release_standby` (called by the controller)
+drops it with an audited traffic change and the servers unload it; rolling
+back after that is a new deploy. Serving processes store the health check
+of a standby they loaded (:func:`record_health_check`) on the running
+rollout, where the controller reads it before switching.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from loopml.kernel.exceptions import DeploymentError, NotFoundError, PermissionDenied, ValidationError
+from loopml.deploy._endpoints import (
+    create_endpoint_row,
+    lock_endpoint,
+    make_policy,
+    set_policy,
+)
+from loopml.kernel.exceptions import (
+    DeploymentError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from loopml.kernel.types import ModelRef, utcnow
 from loopml.metadata._orm import Endpoint, Rollout
 from loopml.metadata.approvals_gate import require_traffic_approval
 from loopml.metadata.store import Tx
-from loopml.deploy._endpoints import create_endpoint_row, lock_endpoint, make_policy, set_policy
 from loopml.workspace import Workspace
 
 __all__ = [
@@ -39,6 +60,8 @@ __all__ = [
     "pause",
     "promote",
     "record_evidence",
+    "record_health_check",
+    "release_standby",
     "resume",
     "rollback",
 ]
@@ -259,10 +282,36 @@ def promote(ws: Workspace, endpoint: str, *, reason: str | None = None, evidence
         return _record(rollout, row)
 
 
+def _latest(tx: Tx, row: Endpoint) -> Rollout | None:
+    return tx.session.execute(
+        select(Rollout).where(Rollout.endpoint_id == row.id).order_by(Rollout.id.desc()).limit(1).with_for_update()
+    ).scalar_one_or_none()
+
+
+def _kept_warm(row: Endpoint, rollout: Rollout | None) -> bool:
+    """A promoted rollout whose baseline is still loaded as standby, behind its candidate."""
+    if rollout is None or rollout.status != "promoted" or rollout.baseline_version is None:
+        return False
+    answering = [r["version"] for r in row.policy.get("routes", []) if r.get("weight", 0) > 0]
+    return answering == [rollout.candidate_version] and rollout.baseline_version in row.policy.get("standby", [])
+
+
 def rollback(ws: Workspace, endpoint: str, *, reason: str, evidence: dict[str, Any] | None = None) -> RolloutRecord:
-    """All traffic back to the baseline (and the alias, if it moved); the candidate is dropped."""
+    """All traffic back to the baseline (and the alias, if it moved); the candidate is dropped.
+
+    Rolls back the rollout in progress or, when there is none, a promoted one whose baseline is still
+    kept warm (blue-green's ``keep_warm_s``): instant, since every server has the baseline loaded.
+    """
     with ws.store.write(ws.actor) as tx:
-        row, rollout = _current(tx, endpoint)
+        row = lock_endpoint(tx.session, endpoint)
+        rollout = _running(tx, row)
+        if rollout is None:
+            latest = _latest(tx, row)
+            if not _kept_warm(row, latest):
+                raise DeploymentError(f"endpoint {endpoint!r} has no rollout in progress and no promoted rollout "
+                                      "whose baseline is still kept warm; deploy the old version instead")
+            rollout = latest
+        assert rollout is not None
         if rollout.baseline_version is None:
             raise DeploymentError(f"rollout {rollout.id} has no baseline to roll back to")
         set_policy(tx, row, make_policy(row.model_name, [(rollout.baseline_version, 1.0, "baseline")]),
@@ -293,6 +342,56 @@ def advance(ws: Workspace, endpoint: str, *, evidence: dict[str, Any] | None = N
             tx.audit("rollout.step", "rollout", rollout.id, after={"step": rollout.step, "weight": steps[rollout.step]})
             return _record(rollout, row)
     return promote(ws, endpoint, reason="final step passed", evidence=evidence)
+
+
+def record_health_check(ws: Workspace, endpoint: str, version: int, health: dict[str, Any]) -> RolloutRecord | None:
+    """A serving process's health check of a version it loaded, stored on the rollout whose candidate it is.
+
+    Stored as an evidence entry ``{"kind": "health_check", ...}`` (no ``ts``: it is not an analysis).
+    None when no rollout in progress has ``version`` as its candidate.
+    """
+    with ws.store.write(ws.actor) as tx:
+        row = lock_endpoint(tx.session, endpoint)
+        rollout = _running(tx, row)
+        if rollout is None or rollout.candidate_version != int(version):
+            return None
+        entry = {"kind": "health_check", "at": utcnow().isoformat(), "version": int(version),
+                 "server": f"{socket.gethostname()}:{os.getpid()}", **health}
+        rollout.evidence = [*(rollout.evidence or []), entry][-200:]
+        return _record(rollout, row)
+
+
+def release_standby(ws: Workspace, endpoint: str, *, now: datetime | None = None) -> RolloutRecord | None:
+    """Drop the old version kept warm by the endpoint's promoted rollout once ``keep_warm_s`` has passed.
+
+    An audited traffic change (the servers unload the version); None when nothing is due. Idempotent.
+    """
+    now = now or utcnow()
+    with ws.store.write(ws.actor) as tx:
+        row = lock_endpoint(tx.session, endpoint)
+        rollout = _latest(tx, row)
+        if rollout is None or rollout.status != "promoted" or rollout.ended_at is None:
+            return None
+        keep = rollout.config.get("keep_warm_s")
+        if keep is None or any(e.get("kind") == "release" for e in rollout.evidence or []):
+            return None
+        if now < rollout.ended_at + timedelta(seconds=float(keep)):
+            return None
+        entry: dict[str, Any] = {"kind": "release", "at": now.isoformat(), "version": rollout.baseline_version,
+                                 "keep_warm_s": float(keep)}
+        if _kept_warm(row, rollout):
+            policy = row.policy
+            standby = [v for v in policy.get("standby", []) if v != rollout.baseline_version]
+            routes = [(r["version"], r["weight"], r["role"]) for r in policy["routes"]]
+            set_policy(tx, row, make_policy(row.model_name, routes, shadow=policy.get("shadow"), standby=standby,
+                                            sticky=bool(policy.get("sticky"))),
+                       reason=f"rollout {rollout.id}: kept warm {float(keep):g}s; version {rollout.baseline_version} "
+                              "released", rollout_id=rollout.id)
+            entry["released"] = True
+        else:
+            entry["released"] = False  # the policy moved on without it; nothing to drop
+        rollout.evidence = [*(rollout.evidence or []), entry][-200:]
+        return _record(rollout, row)
 
 
 def record_evidence(ws: Workspace, rollout_id: int, evidence: dict[str, Any]) -> RolloutRecord:

@@ -4,6 +4,12 @@ It keeps no state of its own: everything it needs (step, when the step
 started, the last analysis) is on the rollout row, so a controller killed
 mid-rollout resumes from the store on restart, and deciding twice on the
 same data gives the same answer (no traffic flapping).
+
+Blue-green switches only to a standby that scored rows: the serving
+processes health-check the standby where they load it and store the verdict
+on the rollout; the controller loads and checks it too. A breach anywhere
+rolls back; no serving report yet holds. After a blue-green promotion the
+old version is released ``keep_warm_s`` later (:func:`controller_tick`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from loopml.deploy import (
     list_rollouts,
     promote,
     record_evidence,
+    release_standby,
     rollback,
     shadow_endpoint_name,
 )
@@ -44,7 +51,7 @@ def shadow_endpoint(endpoint: str) -> str:
 class Decision:
     endpoint: str
     rollout_id: int
-    #: promote | advance | hold | rollback | skip
+    #: promote | advance | hold | rollback | skip | release
     action: str
     reason: str
     signals: list[dict[str, Any]]
@@ -119,14 +126,33 @@ def analyze_rollout(ws: Workspace, r: RolloutRecord, *, now: datetime | None = N
 
 
 def _standby_health(ws: Workspace, r: RolloutRecord) -> SignalResult:
-    """Blue-green: the candidate must load (hash verified) and answer beside the baseline."""
-    from loopml.register import load_model
+    """Blue-green: the candidate must load (hash verified) and score rows, here and in a serving process.
 
+    Breach: it does not load, or it raises / answers wrong-shaped on probe rows (here or as reported by
+    any serving process that loaded it as standby). Insufficient (hold): no serving process has reported
+    it loaded and checked yet.
+    """
+    from loopml.register import load_model
+    from loopml.serve import ServedModel, check_health
+
+    def signal(status: str, detail: str, n: int = 0) -> SignalResult:
+        return SignalResult("standby_health", status, None, None, None, None, 0, n, detail)
+
+    reports = [e for e in r.evidence if e.get("kind") == "health_check" and e.get("version") == r.candidate_version]
+    failed = [e for e in reports if e.get("status") == "breach"]
+    if failed:
+        return signal("breach", f"serving process {failed[-1].get('server')}: {failed[-1].get('detail')}",
+                      int(failed[-1].get("rows") or 0))
     try:
-        load_model(ws, f"{r.model_name}/{r.candidate_version}")
+        health = check_health(ServedModel(load_model(ws, f"{r.model_name}/{r.candidate_version}")))
     except LoopmlError as exc:
-        return SignalResult("standby_health", "breach", None, None, None, None, 0, 0, f"candidate does not load: {exc}")
-    return SignalResult("standby_health", "ok", None, None, None, None, 0, 0, "candidate loaded and verified")
+        return signal("breach", f"candidate does not load: {exc}")
+    if not health.healthy:
+        return signal("breach", health.detail, health.rows)
+    if not reports:
+        return signal("insufficient", "no serving process has loaded and checked the standby yet", health.rows)
+    servers = sorted({str(e.get("server")) for e in reports})
+    return signal("ok", f"{health.detail}; checked as standby by {len(servers)} serving process(es)", health.rows)
 
 
 def _decide(r: RolloutRecord, signals: list[SignalResult], elapsed_s: float) -> tuple[str, str]:
@@ -151,12 +177,38 @@ def _decide(r: RolloutRecord, signals: list[SignalResult], elapsed_s: float) -> 
     return "promote", "candidate healthy"
 
 
+def _release_due(r: RolloutRecord, now: datetime) -> bool:
+    keep = r.config.get("keep_warm_s")
+    return (r.status == "promoted" and keep is not None and r.ended_at is not None
+            and (now - r.ended_at).total_seconds() >= float(keep)
+            and not any(e.get("kind") == "release" for e in r.evidence))
+
+
 def controller_tick(ws: Workspace, *, now: datetime | None = None) -> list[Decision]:
-    """Analyse every running rollout that is due; one failing rollout never blocks the others."""
+    """Analyse every running rollout that is due, and release old versions kept warm past ``keep_warm_s``.
+
+    One failing rollout never blocks the others.
+    """
+    now = now or utcnow()
     decisions = []
-    for r in list_rollouts(ws, status="running"):
-        try:
-            decisions.append(analyze_rollout(ws, r, now=now))
-        except LoopmlError:
-            log.exception("rollout %s on %s could not be analysed", r.id, r.endpoint)
+    latest: dict[str, RolloutRecord] = {}
+    for r in list_rollouts(ws):
+        latest[r.endpoint] = r
+    for r in latest.values():
+        if r.status == "running":
+            try:
+                decisions.append(analyze_rollout(ws, r, now=now))
+            except LoopmlError:
+                log.exception("rollout %s on %s could not be analysed", r.id, r.endpoint)
+        elif _release_due(r, now):
+            try:
+                done = release_standby(ws, r.endpoint, now=now)
+            except LoopmlError:
+                log.exception("rollout %s on %s: the old version could not be released", r.id, r.endpoint)
+                continue
+            if done is not None:
+                entry = done.evidence[-1]
+                reason = (f"version {entry['version']} kept warm {entry['keep_warm_s']:g}s, released"
+                          if entry.get("released") else "the old version was no longer kept warm")
+                decisions.append(Decision(r.endpoint, r.id, "release", reason, []))
     return decisions

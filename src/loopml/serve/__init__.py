@@ -19,6 +19,7 @@ from loopml.serve._records import MatrixColumns, PredictionRecord, PredictionSin
 __all__ = [
     "AliasRouter",
     "Endpoint",
+    "HealthCheck",
     "MatrixColumns",
     "ModelRouter",
     "PredictionRecord",
@@ -27,6 +28,7 @@ __all__ = [
     "ServeConfig",
     "ServedModel",
     "SingleModelRouter",
+    "check_health",
     "create_app",
     "run_server",
 ]
@@ -35,6 +37,7 @@ _LAZY = {
     "AliasRouter": "_router", "ModelRouter": "_router", "ServedModel": "_router", "SingleModelRouter": "_router",
     "Endpoint": "_app", "ServeApp": "_app", "create_app": "_app",
     "ServeConfig": "_config", "run_server": "_runner",
+    "HealthCheck": "_health", "check_health": "_health",
 }
 
 

@@ -11,6 +11,15 @@ A :class:`PolicyRouter` serves a ``loopml.deploy`` endpoint. Invariants:
   attribute assignment of an immutable :class:`RoutingTable`. A request routes
   on one table; in-flight requests finish on the version they got.
 - **A failed load keeps the old table** (``last_error``), retried next poll.
+- **A standby is health-checked where it is loaded**: a version newly loaded
+  as ``standby`` scores a few rows synthesised from its contract through the
+  request path (:func:`~loopml.serve._health.check_health`). An exception or a
+  wrong-shaped answer marks it unhealthy here (``unhealthy``): it is left out
+  of the table, and a later revision that routes traffic to it keeps the old
+  table instead (it is re-loaded and re-checked, so a passing check clears
+  it). Clients never see its errors. Each verdict goes to ``on_health``
+  (``for_endpoint`` stores it as evidence on the endpoint's running rollout,
+  which the controller reads before the switch).
 - **Versions stay loaded while a policy names them** (reused across revisions,
   never reloaded): the old version kept as standby after a promotion answers a
   rollback at once.
@@ -34,7 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopml.kernel.exceptions import ValidationError
+from loopml.kernel.exceptions import DeploymentError, ValidationError
+from loopml.serve._health import HealthCheck, check_health
 from loopml.serve._router import ServedModel
 
 __all__ = ["PolicyRouter", "RoutingTable", "sticky_bucket"]
@@ -88,6 +98,7 @@ class PolicyRouter:
         poll_interval_s: float = 1.0,
         key_field: str | None = None,
         on_swap: Callable[[RoutingTable, RoutingTable], None] | None = None,
+        on_health: Callable[[int, HealthCheck], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._fetch_revision = fetch_revision
@@ -96,6 +107,9 @@ class PolicyRouter:
         self.poll_interval_s = poll_interval_s
         self.key_field = key_field
         self.on_swap = on_swap
+        self.on_health = on_health
+        #: version -> why it failed its health check in this process (never routed to while here)
+        self.unhealthy: dict[int, str] = {}
         self.swaps = 0
         self.last_error: str | None = None
         self._random = random.random
@@ -125,6 +139,15 @@ class PolicyRouter:
             record = get_endpoint(ws, endpoint)
             return record.revision, record.policy
 
+        def on_health(version: int, health: HealthCheck) -> None:
+            from loopml.deploy import record_health_check
+
+            try:
+                record_health_check(ws, endpoint, version, health.to_dict())
+            except Exception:
+                log.exception("endpoint %s: could not store the health check of version %d", endpoint, version)
+
+        options.setdefault("on_health", on_health)
         return cls(endpoint, fetch_revision, fetch_policy, lambda model, v: load_model(ws, f"{model}/{v}"), **options)
 
     # ------------------------------------------------------------ request path
@@ -202,11 +225,25 @@ class PolicyRouter:
         if not model or not routes:
             raise ValidationError(f"endpoint {self.endpoint!r} revision {revision}: the policy routes no traffic",
                                   field="routes", rule="min")
+        answering = {int(r["version"]) for r in routes}
+        named_standby = [int(v) for v in policy.get("standby", [])]
         names = [int(r["version"]) for r in policy.get("routes", [])]
-        names += [int(v) for v in policy.get("standby", [])] + [int(v) for v in policy.get("shadow", [])]
+        names += named_standby + [int(v) for v in policy.get("shadow", [])]
         table: dict[int, ServedModel] = {}
         for v in dict.fromkeys(names):
-            table[v] = loaded[v] if v in loaded else ServedModel(self._load(model, v))
+            if v in loaded:
+                table[v] = loaded[v]
+                continue
+            served = ServedModel(self._load(model, v))
+            if v in named_standby or v in self.unhealthy:
+                health = check_health(served)
+                self._health(v, health)
+                if not health.healthy:
+                    if v in answering:
+                        raise DeploymentError(f"endpoint {self.endpoint!r} revision {revision}: version {v} failed "
+                                              f"its health check, not switching to it: {health.detail}")
+                    continue  # an unhealthy standby is not kept warm: nothing may switch to it
+            table[v] = served
         total = sum(float(r["weight"]) for r in routes)
         cumulative, acc = [], 0.0
         for r in routes:
@@ -217,10 +254,22 @@ class PolicyRouter:
             revision=revision, policy=policy,
             answering=tuple(table[int(r["version"])] for r in routes),
             cumulative=tuple(cumulative), sticky=bool(policy.get("sticky")),
-            standby=tuple(table[int(v)] for v in policy.get("standby", [])),
-            shadows=tuple(table[int(v)] for v in policy.get("shadow", [])),
+            standby=tuple(table[v] for v in named_standby if v in table),
+            shadows=tuple(table[int(v)] for v in policy.get("shadow", []) if int(v) in table),
             loaded=table,
         )
+
+    def _health(self, version: int, health: HealthCheck) -> None:
+        if health.healthy:
+            self.unhealthy.pop(version, None)
+            log.info("endpoint %s: version %d health check %s: %s", self.endpoint, version, health.status,
+                     health.detail)
+        else:
+            self.unhealthy[version] = health.detail
+            log.warning("endpoint %s: version %d is unhealthy, not kept warm: %s", self.endpoint, version,
+                        health.detail)
+        if self.on_health is not None:
+            self.on_health(version, health)
 
     def check(self) -> RoutingTable | None:
         """The new table when the revision moved (blocking: run it in a thread), else None."""
