@@ -69,3 +69,8 @@ def test_a_bad_setting_is_one_line_not_a_traceback(workspace, cli, monkeypatch) 
     out = cli("models", "list")
     assert out.exit_code == 1 and isinstance(out.exception, SystemExit)  # a clean exit, no traceback
     assert len(out.stderr.strip().splitlines()) == 1 and "serve.port" in out.stderr and "abc" in out.stderr
+
+
+def test_error_text_in_square_brackets_is_printed_not_taken_as_markup(workspace, cli) -> None:  # type: ignore[no-untyped-def]
+    out = cli("models", "show", "ch[urn]/1")  # as "pip install 'loopml[tune]'" in a missing-extra error
+    assert out.exit_code == 2 and "model 'ch[urn]' is invalid" in out.stderr

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.kernel.config import get_settings
@@ -97,7 +98,7 @@ def handle_errors(func: F) -> F:
             if _state["debug"] or _debug_setting():
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2 if isinstance(exc, ValidationError) else 1) from None
 
     return wrapper  # type: ignore[return-value]

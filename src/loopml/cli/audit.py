@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from loopml.cli._common import (
     JsonOpt,
@@ -92,7 +93,8 @@ def verify(json_out: bool = JsonOpt) -> None:
         console.print("[green]audit chain intact[/green]")
     else:
         for p in problems:
-            err_console.print(f"[red]broken:[/red] event {p['seq']} ({p['kind']}): {p['message']}", highlight=False)
+            err_console.print(f"[red]broken:[/red] event {p['seq']} ({p['kind']}): {escape(p['message'])}",
+                              highlight=False)
     if problems:
         first = problems[0]
         if not json_out:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import console, handle_errors, print_json, workspace
@@ -70,7 +71,8 @@ def _print_report(rec: Any) -> None:
     console.print(table)
     for a in rec.alerts:
         if a["action"] in ("raised", "folded"):
-            console.print(f"[red]ALERT[/red] {a['action']} #{a.get('alert_id')} [{a.get('severity')}] {a.get('message')}",
+            console.print(f"[red]ALERT[/red] {a['action']} #{a.get('alert_id')} "
+                          + escape(f"[{a.get('severity')}] {a.get('message')}"),
                           highlight=False, soft_wrap=True)
         elif a["action"] == "resolved":
             console.print(f"[green]resolved[/green] {a['dedup_key']}", highlight=False)

@@ -102,7 +102,10 @@ class _Server:
 
 def _replay(url: str, frame: Any, target: str, features: list[str]) -> tuple[list[tuple[str, Any]], int]:
     """One request per day of the later period; returns (request id, true label) pairs and errors."""
-    import httpx
+    try:
+        import httpx
+    except ImportError as exc:
+        raise MissingExtraError("httpx", "quickstart", "replaying traffic in the quickstart loop") from exc
 
     seen: list[tuple[str, Any]] = []
     errors = 0
