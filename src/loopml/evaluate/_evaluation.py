@@ -6,10 +6,12 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is handled: reading a stored record must not pay for it
+    import pandas as pd
 
 from loopml.evaluate._metrics import (
     METRICS,
@@ -189,6 +191,8 @@ class Evaluation:
 
 def _digest(df: pd.DataFrame) -> str:
     """A fingerprint of the frame's columns, index and values."""
+    import pandas as pd
+
     h = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
     return h.hexdigest()[:32]
@@ -225,6 +229,8 @@ def slice_labels(column: pd.Series, bins: int = 4) -> tuple[pd.Series, list[str]
     quantile bins (``"[0.5, 3.2]"``, ``"(3.2, 7.9]"``, ...); anything else is
     sliced by value. Missing values form their own slice, ``<missing>``.
     """
+    import pandas as pd
+
     s = column
     missing = s.isna()
     numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
@@ -311,6 +317,8 @@ def evaluate(
         ValidationError: an unknown task, a missing column, a missing target
             value, or a positive label that is not a class.
     """
+    import pandas as pd
+
     if task not in TASKS:
         raise ValidationError(f"task {task!r} is unknown; allowed: {', '.join(TASKS)}", field="task", rule="choice")
     if not isinstance(df, pd.DataFrame) or len(df) == 0:
