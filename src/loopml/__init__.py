@@ -6,8 +6,9 @@ library. The names below resolve lazily to their homes on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml.kernel.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -45,17 +46,7 @@ _HOMES: dict[str, str] = {
 __all__ = sorted([*_HOMES, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # resolve once
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, also=["__version__"])
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

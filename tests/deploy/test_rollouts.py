@@ -12,6 +12,7 @@ from loopml.deploy import (
     deploy,
     get_endpoint,
     get_rollout,
+    list_rollouts,
     pause,
     promote,
     record_evidence,
@@ -67,6 +68,20 @@ def test_rollback_restores_traffic_and_alias(workspace) -> None:
     assert r.status == "rolled_back" and r.evidence[-1] == {"error_rate": 0.2}
     assert get_endpoint(workspace, "e").serving_versions == [v1]
     assert resolve(workspace, "churn@champion").version == v1
+
+
+def test_latest_only_lists_each_endpoints_newest_rollout(workspace) -> None:
+    v1, v2, v3 = _register(workspace), _register(workspace), _register(workspace)
+    for endpoint in ("a", "b"):
+        deploy(workspace, endpoint, f"churn/{v1}")
+        deploy(workspace, endpoint, f"churn/{v2}", strategy="canary", steps=[0.5, 1.0])
+    rollback(workspace, "a", reason="bad")
+    deploy(workspace, "a", f"churn/{v3}", strategy="shadow")
+    every = list_rollouts(workspace)
+    newest = {e: max(r.id for r in every if r.endpoint == e) for e in ("a", "b")}
+    latest = list_rollouts(workspace, latest_only=True)
+    assert len(every) > 2 and {r.endpoint: r.id for r in latest} == newest and len(latest) == 2
+    assert [r.status for r in list_rollouts(workspace, status="running", latest_only=True)] == ["running", "running"]
 
 
 def test_shadow_and_blue_green_policies(workspace) -> None:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from loopml.deploy._endpoints import (
     create_endpoint_row,
@@ -435,9 +435,12 @@ def get_rollout(ws: Workspace, endpoint: str) -> RolloutRecord | None:
         return _record(rollout, row) if rollout else None
 
 
-def list_rollouts(ws: Workspace, *, status: str | None = None) -> list[RolloutRecord]:
+def list_rollouts(ws: Workspace, *, status: str | None = None, latest_only: bool = False) -> list[RolloutRecord]:
+    """Rollouts in id order; ``latest_only``: each endpoint's newest one (what the controller looks at every tick)."""
     with ws.store.read() as s:
         query = select(Rollout, Endpoint).join(Endpoint, Endpoint.id == Rollout.endpoint_id).order_by(Rollout.id)
         if status:
             query = query.where(Rollout.status == status)
+        if latest_only:
+            query = query.where(Rollout.id.in_(select(func.max(Rollout.id)).group_by(Rollout.endpoint_id)))
         return [_record(r, e) for r, e in s.execute(query).all()]

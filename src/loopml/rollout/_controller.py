@@ -191,10 +191,7 @@ def controller_tick(ws: Workspace, *, now: datetime | None = None) -> list[Decis
     """
     now = now or utcnow()
     decisions = []
-    latest: dict[str, RolloutRecord] = {}
-    for r in list_rollouts(ws):
-        latest[r.endpoint] = r
-    for r in latest.values():
+    for r in list_rollouts(ws, latest_only=True):
         if r.status == "running":
             try:
                 decisions.append(analyze_rollout(ws, r, now=now))

@@ -7,8 +7,9 @@ pandas or pyarrow (they load only when a DataFrame is (de)serialized).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml.kernel.lazy import lazy_exports
 
 #: public name -> private module that defines it
 _HOMES: dict[str, str] = {
@@ -36,17 +37,7 @@ _HOMES: dict[str, str] = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'loopml.runner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
