@@ -68,3 +68,31 @@ def test_aliases_at_registration(sqlite_workspace) -> None:  # type: ignore[no-u
     rec = register_model(sqlite_workspace, "churn", {"v": 2}, flavor="custom", aliases="champion")
     assert rec.aliases == ("champion",)
     assert [(h.from_version, h.to_version) for h in alias_history(sqlite_workspace, "churn")] == [(None, 1), (1, 2)]
+
+
+def test_move_in_a_transaction_refreshes_an_alias_row_loaded_earlier(workspace) -> None:  # type: ignore[no-untyped-def]
+    """Moves write with Core statements; an ORM copy the caller's session holds must not go stale."""
+    from loopml.metadata._orm import ModelAlias
+    from loopml.register._intx import move_alias_in
+
+    _versions(workspace, 2)
+    set_alias(workspace, "churn", "champion", 1)
+    with workspace.store.write("tester") as tx:
+        row = tx.session.query(ModelAlias).filter_by(alias="champion").one()
+        first = row.version_id
+        moved = move_alias_in(tx, "churn", "champion", 2, reason="rollout")
+        assert moved is not None and moved.previous_version == 1
+        assert row.version_id == moved.version_id != first
+    assert resolve(workspace, "churn@champion").version == 2
+
+
+def test_register_with_aliases_moves_them_in_its_transaction(workspace) -> None:  # type: ignore[no-untyped-def]
+    _versions(workspace, 1)
+    set_alias(workspace, "churn", "champion", 1)
+    record = register_model(workspace, "churn", {"v": 2}, flavor="custom", aliases=["champion", "candidate"])
+    assert (record.version, record.aliases) == (2, ("candidate", "champion"))
+    assert resolve(workspace, "churn@champion").version == 2
+    assert [(h.alias, h.from_version, h.to_version) for h in alias_history(workspace, "churn")] == [
+        ("champion", None, 1), ("champion", 1, 2), ("candidate", None, 2),
+    ]
+    assert resolve(workspace, "churn/2") == record

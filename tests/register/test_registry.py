@@ -137,3 +137,21 @@ def test_update_version_merges_tags_and_is_audited(workspace) -> None:  # type: 
     assert len(audit_log(workspace, action="model.update")) == 1
     with pytest.raises(NotFoundError, match="model 'churn' has no version 2"):
         update_version(workspace, "churn", 2, description="x")
+
+
+def test_reuse_identical_returns_the_version_with_the_same_bytes(workspace) -> None:  # type: ignore[no-untyped-def]
+    first = register_model(workspace, "churn", {"w": 1}, flavor="custom")
+    register_model(workspace, "churn", {"w": 2}, flavor="custom")
+    again = register_model(workspace, "churn", {"w": 1}, flavor="custom", reuse_identical=True, aliases=["champion"])
+    assert (again.version, again.aliases) == (first.version, ("champion",))
+    fresh = register_model(workspace, "churn", {"w": 3}, flavor="custom", reuse_identical=True)
+    assert fresh.version == 3  # numbering continues after a reuse
+    assert [v.version for v in list_versions(workspace, "churn")] == [1, 2, 3]
+    assert verify_audit(workspace) == []
+
+
+def test_first_registration_creates_the_model_and_is_audited(workspace) -> None:  # type: ignore[no-untyped-def]
+    record = register_model(workspace, "fresh", {"w": 1}, flavor="custom")
+    assert record.version == 1 and get_model(workspace, "fresh").latest_version == 1
+    actions = [e.action for e in audit_log(workspace, newest_first=False)]
+    assert actions[-2:] == ["model.create", "model.register"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from loopml.cli._common import handle_errors, print_json, workspace
+from loopml.cli._common import handle_errors, print_json, quiet_gc, workspace
 from loopml.kernel.exceptions import SpecError
 
 
@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         """Run a continuous-training recipe (ingest → validate → split → train → evaluate → gates → register)."""
-        from loopml.recipes import load_spec, parse_spec, run_recipe
+        with quiet_gc():  # the store, the ORM and the recipe machinery: long-lived objects
+            from loopml.recipes import load_spec, parse_spec, run_recipe
 
         spec = load_spec(recipe)
         if param:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from loopml.kernel.exceptions import ValidationError
+
+if TYPE_CHECKING:  # numpy loads with the formulas, not with the catalogue (gates read METRICS)
+    import numpy as np
 
 __all__ = ["METRICS", "MetricInfo", "check_metric", "higher_is_better", "metrics_for"]
 
@@ -73,6 +74,8 @@ def higher_is_better(name: str) -> bool:
 
 
 def _label(value: Any) -> str:
+    import numpy as np
+
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
@@ -85,6 +88,7 @@ def classification_metrics(
     proba_missing: str,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Classification metrics of one set of rows: (values, skip reasons)."""
+    import numpy as np
     from sklearn import metrics as m
 
     values: dict[str, float] = {"accuracy": float(m.accuracy_score(y, pred))}
@@ -143,6 +147,7 @@ def classification_metrics(
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """Regression metrics of one set of rows: (values, skip reasons)."""
+    import numpy as np
     from sklearn import metrics as m
 
     values = {

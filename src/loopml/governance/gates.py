@@ -23,10 +23,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from loopml.evaluate import METRICS, Evaluation, fairness
+from loopml.evaluate import METRICS
 from loopml.kernel.exceptions import GateFailed, SpecError, ValidationError
+
+if TYPE_CHECKING:  # numpy loads with evaluations, not with the gate definitions
+    from loopml.evaluate import Evaluation
 
 __all__ = [
     "ChangeRule",
@@ -286,6 +289,8 @@ class FairnessRule:
         """Pass when max - min of ``metric`` across slices is within ``max_gap``."""
         _metric_for(self.text, self.metric, candidate)
         _slice_column(self.text, self.column, candidate)
+        from loopml.evaluate import fairness
+
         gap = fairness(candidate, self.column, self.metric)
         data = {"metric": self.metric, "column": self.column, "max_gap": self.max_gap, **gap.to_dict()}
         if gap.gap is None:

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from loopml.kernel.exceptions import ValidationError
@@ -119,19 +118,20 @@ _UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_se
 _INSERT_EVENT = insert(AuditEvent.__table__)
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
+def _lock_head(conn: Connection) -> tuple[int, str]:
     """``(seq, hash)`` of the chain head, its row locked until the transaction ends.
 
     Core statements on the session's connection: the head is read and written
     once per write transaction, and the ORM's identity map and unit of work
     cost more than the statements themselves.
     """
-    conn = session.connection()
     head = conn.execute(_SELECT_HEAD).first()
     if head is None:
         # Two first writers on PostgreSQL would both insert id=1: the loser of
         # ON CONFLICT DO NOTHING waits for the winner, then locks its row.
-        upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        from loopml.metadata.store import dialect_insert
+
+        upsert = dialect_insert(conn.dialect.name)
         conn.execute(upsert(_HEAD).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing())
         head = conn.execute(_SELECT_HEAD).one()
     return int(head.seq), str(head.hash)
@@ -147,15 +147,17 @@ def append_event(
     before: Any = None,
     after: Any = None,
     reason: str | None = None,
-) -> AuditEvent:
+) -> dict[str, Any]:
     """Append one event in the caller's transaction (locks the chain head).
 
     The caller's pending changes are flushed first, so the head stays locked
-    for the shortest time. Returns the event as written (a transient object:
-    the row is inserted with a Core statement, not through the session).
+    for the shortest time. Returns the event's column values as written (the
+    row is inserted with a Core statement, not through the session, so no ORM
+    object is built for it).
     """
     session.flush()
-    prev_seq, prev_hash = _lock_head(session)
+    conn = session.connection()
+    prev_seq, prev_hash = _lock_head(conn)
     # JSON round-trip so what we hash is exactly what the database returns later.
     before = json.loads(_canonical(redact(before))) if before is not None else None
     after = json.loads(_canonical(redact(after))) if after is not None else None
@@ -170,10 +172,9 @@ def append_event(
         "object_id": object_id, "before": before, "after": after, "reason": reason,
         "prev_hash": prev_hash, "hash": digest,
     }
-    conn = session.connection()
     conn.execute(_INSERT_EVENT, values)
     conn.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": digest})
-    return AuditEvent(**values)
+    return values
 
 
 # ---------------------------------------------------------------------------

@@ -10,14 +10,13 @@ import them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
@@ -71,9 +70,12 @@ class Edge:
         return {"src": f"{self.src[0]}:{self.src[1]}", "relation": self.relation, "dst": f"{self.dst[0]}:{self.dst[1]}"}
 
 
-# Built once (bound parameters): compiled once, then served from the statement cache.
-_INSERT_EDGE_PG = pg_insert(LineageEdge.__table__).on_conflict_do_nothing()
-_INSERT_EDGE_SQLITE = sqlite_insert(LineageEdge.__table__).on_conflict_do_nothing()
+@functools.cache
+def _insert_edge(dialect: str) -> Any:
+    """Built once per dialect (bound parameters): compiled once, then served from the statement cache."""
+    from loopml.metadata.store import dialect_insert
+
+    return dialect_insert(dialect)(LineageEdge.__table__).on_conflict_do_nothing()
 
 
 def add_edge(session: Session, src: tuple[str, str | int], relation: str, dst: tuple[str, str | int]) -> None:
@@ -83,7 +85,7 @@ def add_edge(session: Session, src: tuple[str, str | int], relation: str, dst: t
         relation=relation, created_at=utcnow(),
     )
     conn = session.connection()
-    conn.execute(_INSERT_EDGE_PG if conn.dialect.name == "postgresql" else _INSERT_EDGE_SQLITE, values)
+    conn.execute(_insert_edge(conn.dialect.name), values)
 
 
 def _chunks(items: Sequence[Node], size: int) -> Iterable[Sequence[Node]]:

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
 from loopml.kernel.types import ModelRef, check_name, utcnow
 from loopml.metadata._orm import LineageEdge, ModelAlias, ModelVersion, RegisteredModel
+from loopml.metadata.store import dialect_insert
 from loopml.register._records import ModelVersionRecord, RegisteredModelRecord
 
 __all__ = [
@@ -193,7 +192,7 @@ def ensure_model(session: Session, name: str, actor: str) -> bool:
     ``ON CONFLICT DO NOTHING``: a second first-time registration in another
     process waits for the first and then finds its row instead of failing.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     # RETURNING, not rowcount: an ORM-enabled insert reports rowcount -1 on PostgreSQL.
     created = session.execute(
         insert(RegisteredModel)

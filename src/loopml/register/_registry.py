@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
 from loopml.kernel.types import ModelRef, check_name, utcnow
 from loopml.metadata._orm import ModelVersion, RegisteredModel, Run
 from loopml.metadata.lineage import dataset_version_node
-from loopml.register._aliases import move_alias
+from loopml.register._aliases import ModelHandle, Target, move_alias
 from loopml.register._queries import (
     check_alias,
+    ensure_model,
     find_model,
     find_version,
     find_version_by_name,
@@ -23,7 +26,6 @@ from loopml.register._queries import (
     model_record,
     model_records,
     parse_ref,
-    version_record,
     version_records,
 )
 from loopml.register._records import LoadedModel, ModelVersionRecord, RegisteredModelRecord
@@ -40,6 +42,14 @@ __all__ = [
 ]
 
 _RUN_GIT = select(Run.git_commit, Run.git_dirty).where(Run.id == bindparam("run_id"))
+_MODELS = RegisteredModel.__table__
+#: Lock the model row and hand out its next version number (``UPDATE ... RETURNING``).
+_BUMP_VERSION = (
+    update(_MODELS).where(_MODELS.c.name == bindparam("m_name"))
+    .values(last_version=_MODELS.c.last_version + 1)
+    .returning(_MODELS.c.id, _MODELS.c.last_version)
+)
+_INSERT_VERSION = insert(ModelVersion.__table__).returning(ModelVersion.__table__.c.id)
 
 CONTRACT_TYPES = ("int", "float", "bool", "string", "category", "datetime")
 
@@ -152,8 +162,10 @@ def register_model(
 
     with ws.store.write(ws.actor) as tx:
         s = tx.session
-        reg, created = lock_or_create_model(s, name, ws.actor)
+        conn = s.connection()
+        created = False
         if reuse_identical:
+            reg, created = lock_or_create_model(s, name, ws.actor)
             same = s.execute(
                 select(ModelVersion).where(ModelVersion.model_id == reg.id, ModelVersion.artifact_digest == info.digest)
                 .order_by(ModelVersion.version.desc()).limit(1)
@@ -164,26 +176,35 @@ def register_model(
                     if move is not None:
                         move.audit(tx)
                 return version_records(s, name, [same])[0]
+        # Lock the model row and take the next number in one statement; a concurrent
+        # registration waits on the row lock (BEGIN IMMEDIATE on SQLite) and gets the next one.
+        bumped = conn.execute(_BUMP_VERSION, {"m_name": name}).first()
+        if bumped is None:
+            created = ensure_model(s, name, ws.actor)
+            bumped = conn.execute(_BUMP_VERSION, {"m_name": name}).one()
+        model_id, version = int(bumped[0]), int(bumped[1])
+        _forget_model(s, model_id)
         if run_id is not None:
-            run = s.execute(_RUN_GIT, {"run_id": run_id}).first()
+            run = conn.execute(_RUN_GIT, {"run_id": run_id}).first()
             if run is None:
                 raise NotFoundError(f"run {run_id!r} not found: a model version can only point at an existing run")
             if git_commit is None and git_dirty is None:
                 git_commit, git_dirty = run.git_commit, run.git_dirty
         # Lineage names dataset versions NAME@VERSION (as ingest does); ids are translated.
         ds_nodes = list(dict.fromkeys(dataset_version_node(s, ref) for ref in ds_refs))
-        reg.last_version += 1
-        row = ModelVersion(
-            model_id=reg.id, version=reg.last_version, artifact_digest=info.digest, flavor=flavor,
-            task=task, signature=sig, profile=profile_json, evaluation=evaluation_json,
-            gate_report=gate_json, gates_passed=gates_passed, run_id=run_id, git_commit=git_commit,
-            git_dirty=git_dirty, tags=tags_json, description=description,
-            created_at=utcnow(), created_by=ws.actor,
-        )
-        s.add(row)
-        s.flush()
-        moves = [move_alias(s, reg, alias, row, actor=ws.actor, reason=None) for alias in alias_list]
-        node = ("model_version", f"{name}/{row.version}")
+        values: dict[str, Any] = {
+            "model_id": model_id, "version": version, "artifact_digest": info.digest, "flavor": flavor,
+            "task": task, "signature": sig, "profile": profile_json, "evaluation": evaluation_json,
+            "gate_report": gate_json, "gates_passed": gates_passed, "run_id": run_id, "git_commit": git_commit,
+            "git_dirty": git_dirty, "tags": tags_json, "description": description,
+            "created_at": utcnow(), "created_by": ws.actor,
+        }
+        version_id = int(conn.execute(_INSERT_VERSION, values).scalar_one())
+        target = Target(version_id, version, ws.actor)
+        model_key = ModelHandle(model_id, name)
+        moves = [move_alias(s, model_key, alias, target, actor=ws.actor, reason=None) for alias in alias_list]
+        ref = f"{name}/{version}"
+        node = ("model_version", ref)
         for ds_node in ds_nodes:
             tx.link(ds_node, "used_by", node)
         if run_id is not None:
@@ -192,9 +213,9 @@ def register_model(
         if created:
             tx.audit("model.create", "model", name, after={"name": name})
         tx.audit(
-            "model.register", "model_version", f"{name}/{row.version}",
+            "model.register", "model_version", ref,
             after={
-                "name": name, "version": row.version, "artifact_digest": info.digest,
+                "name": name, "version": version, "artifact_digest": info.digest,
                 "serializer": serializer, "flavor": flavor, "task": task, "run_id": run_id,
                 "dataset_versions": [n[1] for n in ds_nodes], "gates_passed": gates_passed, "aliases": alias_list,
             },
@@ -202,9 +223,19 @@ def register_model(
         for move in moves:
             if move is not None:
                 move.audit(tx)
-        # A new version's aliases and dataset edges are the ones just written (versions are never deleted,
-        # so no older edge can name this NAME/VERSION): no need to read them back.
-        return version_record(row, name, alias_list, [n[1] for n in ds_nodes])
+        # The record is built from what was written: a new version's aliases and dataset edges are
+        # the ones just written (versions are never deleted, so no older edge names NAME/VERSION).
+        return ModelVersionRecord(
+            id=version_id, name=name, **values, aliases=tuple(sorted(alias_list)),
+            dataset_versions=tuple(sorted(n[1] for n in ds_nodes)),
+        )
+
+
+def _forget_model(session: Session, model_id: int) -> None:
+    """Expire an ORM copy of the model row this session holds: the Core bump bypassed it."""
+    obj = session.identity_map.get(identity_key(RegisteredModel, model_id))
+    if obj is not None:
+        session.expire(obj)
 
 
 def resolve(ws: Workspace, ref: str | ModelRef) -> ModelVersionRecord:

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, exc as sa_exc, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from loopml.kernel.exceptions import NotFoundError
@@ -25,7 +23,7 @@ from loopml.metadata._orm import AuditEvent, AuditHead, Metric, Param, Run, RunA
 from loopml.metadata._orm.runs import LatestMetric
 from loopml.metadata.audit import GENESIS_HASH, event_hash, redact
 from loopml.metadata.lineage import add_edge
-from loopml.metadata.store import translate_errors
+from loopml.metadata.store import dialect_insert, translate_errors
 from loopml.tracking._records import ArtifactRef
 
 if TYPE_CHECKING:
@@ -63,7 +61,7 @@ def _upsert(conn: Connection, what: str) -> Any:
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
     stmt = _UPSERTS.get((what, dialect))
     if stmt is None:
-        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        ins = dialect_insert(dialect)
         if what == "params":
             stmt = ins(PARAMS).on_conflict_do_nothing()
         elif what == "head":

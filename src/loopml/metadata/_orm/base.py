@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -18,8 +18,29 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-#: JSON everywhere, JSONB on PostgreSQL (indexable, compact).
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class _JSONOrJSONB(TypeDecorator[Any]):
+    """JSON everywhere, JSONB on PostgreSQL (indexable, compact).
+
+    What ``JSON().with_variant(JSONB(), "postgresql")`` does, except that the
+    PostgreSQL dialect (and the asyncio and ssl modules behind it) is imported
+    only when a PostgreSQL engine asks: a SQLite-only process, such as a cached
+    ``loopml run``, skips about 40 ms of imports.
+    """
+
+    impl = JSON
+    cache_ok = True
+    #: JSON values are dicts and lists: rows holding them cannot be de-duplicated by hash.
+    hashable = False
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+JSONType = _JSONOrJSONB()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
