@@ -16,11 +16,39 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user+sys) per thread group, from /proc (Linux; empty elsewhere).
+
+    Groups: ``log`` (the prediction log's journal and commit threads), ``model`` (the
+    batcher's model thread), ``main`` (the event loop), ``other``.
+    """
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "")
+        key = ("main" if name == "MainThread" else "log" if name.startswith("loopml-predlog")
+               else "model" if name.startswith("loopml-model") else "other")
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 async def drive(app, path: str, body: bytes, concurrency: int, requests: int) -> int:
@@ -69,12 +97,14 @@ async def main_async(a: argparse.Namespace) -> dict:
 
             prof = cProfile.Profile()
             prof.enable()
+        th0 = thread_cpu()
         c0, t0 = time.process_time(), time.perf_counter()
         bad = await drive(app, path, body, a.concurrency, a.requests)
         # the log writer works behind the requests: count the CPU it spends on them too
         if app.sink is not None and hasattr(app.sink, "flush"):
             await asyncio.to_thread(app.sink.flush)
         c1, t1 = time.process_time(), time.perf_counter()
+        th1 = thread_cpu()
         if prof is not None:
             prof.disable()
             prof.dump_stats(a.profile)
@@ -84,6 +114,9 @@ async def main_async(a: argparse.Namespace) -> dict:
             "log": not a.no_log, "validate": not a.no_validate, "max_batch_size": a.max_batch_size,
             "cpu_ms_per_req": round(cpu / a.requests * 1000, 3),
             "rows_per_cpu_s": round(a.requests * a.rows / cpu), "wall_rows_per_s": round(a.requests * a.rows / (t1 - t0)),
+            # per thread group: main (event loop), loopml (model thread), log (journal + commit), other
+            "thread_cpu_ms_per_req": {k: round((v - th0.get(k, 0.0)) / a.requests * 1000, 3) for k, v in th1.items()},
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "loadavg": os.getloadavg()[0]}
 
 

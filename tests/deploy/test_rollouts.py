@@ -159,9 +159,47 @@ def test_versions_between_answers_who_served_when(workspace) -> None:
         ("canary", {"steps": [0.5, 0.2, 1.0]}, "canary steps must rise"),
         ("canary", {"step": [0.5]}, r"unknown option\(s\) step"),
         ("ab", {"split": 1.5}, "ab split must be between 0 and 1"),
+        ("shadow", {"shadow_fraction": 0}, r"shadow_fraction must be in \(0, 1\] \(a share of requests\); got 0"),
+        ("shadow", {"shadow_fraction": "half"}, r"shadow_fraction must be a number in \(0, 1\]; got 'half'"),
+        ("canary", {"shadow_fraction": 0.5}, r"unknown option\(s\) shadow_fraction"),
+        ("canary", {"interval_s": -1}, "canary rollout: interval_s must be a number >= 0; got -1"),
+        ("canary", {"early_alpha": "low"}, "canary rollout: early_alpha must be a number >= 0"),
     ],
 )
 def test_bad_rollout_options_name_the_rule(sqlite_workspace, strategy, options, message) -> None:
     v1 = _register(sqlite_workspace)
     with pytest.raises(ValidationError, match=message):
         deploy(sqlite_workspace, "e", f"churn/{v1}", strategy=strategy, **options)
+
+
+def test_a_shadow_fraction_is_stored_with_the_shadow_in_the_policy(sqlite_workspace) -> None:
+    ws = sqlite_workspace
+    v1, v2 = _register(ws), _register(ws)
+    deploy(ws, "e", f"churn/{v1}")
+    assert "shadow_fraction" not in get_endpoint(ws, "e").policy  # only a policy with a shadow has one
+    r = deploy(ws, "e", f"churn/{v2}", strategy="shadow", shadow_fraction=0.1)
+    policy = get_endpoint(ws, "e").policy
+    assert policy["shadow"] == [v2] and policy["shadow_fraction"] == 0.1 and r.config["shadow_fraction"] == 0.1
+    rollback(ws, "e", reason="enough")
+    assert "shadow_fraction" not in get_endpoint(ws, "e").policy
+    with pytest.raises(ValidationError, match="shadow_fraction") as err:
+        deploy(ws, "e", f"churn/{v2}", strategy="shadow", shadow_fraction=1.5)
+    assert (err.value.field, err.value.rule) == ("shadow_fraction", "range")
+
+
+def test_repeated_holds_collapse_and_traffic_decisions_outlive_the_cap(sqlite_workspace) -> None:
+    ws = sqlite_workspace
+    v1, v2 = _register(ws), _register(ws)
+    deploy(ws, "e", f"churn/{v1}")
+    rid = deploy(ws, "e", f"churn/{v2}", strategy="canary", steps=[0.1, 0.5, 1.0]).id
+    advance(ws, "e", evidence={"ts": "t0", "decision": "advance", "state": "advance|0|"})
+    first = record_evidence(ws, rid, {"ts": "t1", "decision": "hold", "n": 5, "state": "hold|1|a"}, collapse=True)
+    again = record_evidence(ws, rid, {"ts": "t2", "decision": "hold", "n": 9, "state": "hold|1|a"}, collapse=True)
+    assert len(again.evidence) == len(first.evidence) == 2  # the same state: the last entry is replaced
+    assert again.evidence[-1] == {"ts": "t2", "decision": "hold", "n": 9, "state": "hold|1|a", "first_ts": "t1",
+                                  "analyses": 2}
+    assert len(record_evidence(ws, rid, {"ts": "t3", "decision": "hold", "state": "hold|1|a"}).evidence) == 3
+    for i in range(250):  # every hold says something new: the list is bounded, the oldest holds go first
+        last = record_evidence(ws, rid, {"ts": f"h{i}", "decision": "hold", "state": f"hold|1|{i}"}, collapse=True)
+    assert len(last.evidence) == 200 and last.evidence[0]["decision"] == "advance"
+    assert [e["ts"] for e in last.evidence[-2:]] == ["h248", "h249"]

@@ -55,10 +55,41 @@ def test_a_shifted_output_distribution_is_divergent() -> None:
     assert s["prediction_divergence"].status == "breach"
 
 
+def _failing(n: int, errors: int) -> pd.DataFrame:
+    """``n`` candidate requests of which exactly the first ``errors`` failed (5xx)."""
+    frame = _frame(n, seed=9)
+    frame["status"] = [500] * errors + [200] * (n - errors)
+    return frame
+
+
 def test_too_few_requests_hold_instead_of_judging() -> None:
-    s = _by_name(compare_versions(_frame(2000), _frame(20, error_rate=0.5), CFG, with_labels=False))
+    # 1 failure in 20 (5%) against a clean baseline: above the allowed increase, but not conclusive yet.
+    s = _by_name(compare_versions(_frame(2000), _failing(20, 1), CFG, with_labels=False))
     assert s["error_rate"].status == "insufficient"
     assert "20 candidate requests, need 100" in s["error_rate"].detail
+
+
+def test_a_conclusive_error_breach_does_not_wait_for_min_requests() -> None:
+    # 10 failures in 20 against a clean baseline: Fisher's exact p ~ 1e-19, far below early_alpha.
+    s = _by_name(compare_versions(_frame(2000), _failing(20, 10), CFG, with_labels=False))
+    error = s["error_rate"]
+    assert error.status == "breach" and error.extra == {"early": True} and error.n_candidate == 20
+    assert error.p_value < 1e-10 and "before min_requests 100" in error.detail
+    assert s["latency_p95"].status == "insufficient"  # the other signals still wait for their sample
+    # Turned off, or too few failures to be conclusive: hold.
+    off = compare_versions(_frame(2000), _failing(20, 10), {**CFG, "early_alpha": 0}, with_labels=False)
+    assert _by_name(off)["error_rate"].status == "insufficient"
+    assert _by_name(compare_versions(_frame(2000), _failing(3, 1), CFG, with_labels=False))[
+        "error_rate"].status == "insufficient"
+
+
+def test_an_early_look_at_a_candidate_as_good_as_the_baseline_never_breaches() -> None:
+    # Same 2% error rate on both: no early look from 10 to 99 candidate requests calls a breach.
+    base = _frame(5000, error_rate=0.02, seed=11)
+    cand = _frame(99, error_rate=0.02, seed=12)
+    for n in range(10, 100):
+        assert _by_name(compare_versions(base, cand.iloc[:n], CFG, with_labels=False))[
+            "error_rate"].status == "insufficient"
 
 
 def test_worse_accuracy_on_labels_breaches_only_once_enough_labels_exist() -> None:
@@ -74,3 +105,21 @@ def test_better_candidate_is_reported_better() -> None:
     base = _frame(1000, label_accuracy=0.7)
     cand = _frame(1000, label_accuracy=0.85, seed=8)
     assert metric_comparison(base, cand, CFG).status == "better"
+
+
+def test_requests_answered_by_one_model_call_count_once_for_latency() -> None:
+    rng = np.random.default_rng(13)
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    base = _frame(2000, seed=14)
+    base["ts"] = t0 + pd.to_timedelta(np.arange(2000) * 10, unit="ms")  # one request per call
+    # 120 candidate requests answered in 3 model calls (40 rows each), one of them slow: 3 samples, not 120.
+    cand = _frame(120, seed=15)
+    arrival = np.repeat([0.0, 1.0, 2.0], 40) + rng.uniform(0, 0.001, 120)
+    cand["latency_ms"] = np.repeat([5.0, 5.0, 40.0], 40) - (arrival % 1) * 1000
+    cand["ts"] = t0 + pd.to_timedelta(arrival, unit="s")
+    latency = _by_name(compare_versions(base, cand, CFG, with_labels=False))["latency_p95"]
+    assert latency.status == "insufficient" and latency.n_candidate == 3
+    assert "3 successful candidate model calls" in latency.detail
+    # Without arrival times every request counts (as in a log written one request per call).
+    per_request = _by_name(compare_versions(base, cand.drop(columns="ts"), CFG, with_labels=False))
+    assert per_request["latency_p95"].n_candidate == 120

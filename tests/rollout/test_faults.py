@@ -166,6 +166,61 @@ def test_a_canary_raising_on_a_fifth_of_requests_is_rolled_back(rig: Rig) -> Non
     assert resolve(rig.ws, "churn@champion").version == rig.v1
 
 
+def test_the_scheduler_rolls_back_a_failing_canary_long_before_its_sample_and_hold(rig: Rig) -> None:
+    from loopml.scheduler import Scheduler
+
+    v2 = rig.register(fm.RaisesOnAFifth(rig.base))
+    # A step would wait for 10 000 candidate requests and an hour: only a conclusive early breach acts here.
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="canary", steps=[0.25, 1.0], min_requests=10_000,
+           min_seconds=3600.0)
+    rig.start().sync()
+    sched = Scheduler(rig.ws, holder="test", tick_s=60.0, execute_runs=False, rollout_tick_s=0.05)
+    thread = threading.Thread(target=sched.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        seen: list[dict[str, Any]] = []
+        while get_rollout(rig.ws, ENDPOINT).status == "running":  # live traffic until the scheduler acts
+            assert time.monotonic() < deadline, "the scheduler did not roll the failing canary back"
+            seen += rig.traffic(20)
+    finally:
+        sched.stop()
+        thread.join(timeout=10)
+    r = get_rollout(rig.ws, ENDPOINT)
+    assert r.status == "rolled_back" and "error_rate breached" in r.evidence[-1]["reason"]
+    [error] = [s for s in r.evidence[-1]["signals"] if s["name"] == "error_rate"]
+    assert error["extra"] == {"early": True} and error["n_candidate"] < 10_000 and error["p_value"] < 0.001
+    assert {s["version"] for s in seen if s["status"] != 200} == {v2}
+    rig.sync()
+    assert {(s["status"], s["version"]) for s in rig.traffic(40)} == {(200, rig.v1)}
+
+
+def test_between_full_analyses_a_quick_look_only_rolls_back_and_only_on_conclusive_evidence(rig: Rig) -> None:
+    healthy = rig.register(fm.fit(0))  # behaves like v1
+    deploy(rig.ws, ENDPOINT, f"churn/{healthy}", strategy="canary", steps=[0.5, 1.0], min_requests=30,
+           min_seconds=0.0, interval_s=3600.0)
+    rig.start().sync()
+    assert rig.tick() == "hold"  # the first look is a full analysis: no data yet
+    evidence = get_rollout(rig.ws, ENDPOINT).evidence
+    rig.traffic(200)
+    assert rig.tick() == "skip" and "quick look" in rig.last.reason  # a full analysis would advance: not a quick one
+    assert get_rollout(rig.ws, ENDPOINT).evidence == evidence  # nothing stored, no traffic change
+    assert analyze_rollout(rig.ws, get_rollout(rig.ws, ENDPOINT), force=True).action == "advance"
+    assert get_rollout(rig.ws, ENDPOINT).status == "promoted"
+    rig.stop()  # a new server for the next rollout, started on the stored policy
+    failing = rig.register(fm.RaisesOnAFifth(rig.base))
+    deploy(rig.ws, ENDPOINT, f"churn/{failing}", strategy="canary", steps=[0.5, 1.0], min_requests=30,
+           min_seconds=0.0, interval_s=3600.0)
+    rig.start().sync()
+    assert rig.tick() == "hold"
+    rig.traffic(200)
+    assert rig.tick() == "rollback", rig.last.reason  # within the hour: the evidence is conclusive
+    r = get_rollout(rig.ws, ENDPOINT)
+    assert r.status == "rolled_back" and r.evidence[-1]["look"] == "quick"
+    assert "error_rate breached" in r.evidence[-1]["reason"] and "quick look" in r.evidence[-1]["reason"]
+    assert get_endpoint(rig.ws, ENDPOINT).serving_versions == [healthy]
+
+
 def test_a_five_times_slower_candidate_is_rolled_back_on_latency(rig: Rig) -> None:
     # 0.1 s more per call: >= 5x the baseline's request latency on loopback, and still > 1.5x at p95 when a
     # loaded 2-core machine stretches the baseline's p95 to 100+ ms (0.02 s did not hold there).
@@ -273,6 +328,27 @@ def test_shadow_answers_are_logged_apart_and_never_returned(rig: Rig) -> None:
     promote(rig.ws, ENDPOINT, reason="shadow looked fine")
     rig.sync()
     assert {s["version"] for s in rig.traffic(20)} == {v2}
+
+
+def test_a_sampled_shadow_scores_a_share_of_the_requests(rig: Rig) -> None:
+    v2 = rig.register(fm.fit(1, max_iter=15))
+    deploy(rig.ws, ENDPOINT, f"churn/{v2}", strategy="shadow", shadow_fraction=0.5, min_requests=10, **FAST)
+    rig.start().sync()
+    assert rig.router.table.shadow_fraction == 0.5
+    seen = rig.traffic(120)
+    assert {(s["status"], s["version"]) for s in seen} == {(200, rig.v1)}
+    shadow = shadow_endpoint_name(ENDPOINT)
+    router = rig.router
+    deadline = time.monotonic() + 30
+    while count_predictions(rig.ws, shadow) + rig.endpoint.batcher.shadow_dropped == 0:
+        assert time.monotonic() < deadline, "shadow answers were not logged"
+        time.sleep(0.05)
+        rig.log.flush()
+    logged = query_predictions(rig.ws, shadow, columns=["request_id", "model_version"])
+    assert set(logged["model_version"]) <= {v2} and set(logged["request_id"]) <= {s["rid"] for s in seen}
+    # Whole batches are sampled at 50% (drawn as each is answered): some were copied, some not, never all.
+    assert router.shadow_batches > 0 and router.shadow_skipped_batches > 0
+    assert 0 < len(logged) + rig.endpoint.batcher.shadow_dropped < 120
 
 
 def test_ab_assignment_is_sticky_by_request_key(rig: Rig) -> None:

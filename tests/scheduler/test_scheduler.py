@@ -86,3 +86,80 @@ def test_a_restarted_scheduler_runs_a_missed_monitor_once(sqlite_workspace) -> N
     assert b.tick(now=slot + timedelta(hours=1)).monitors_run == ["m"]
     assert b.tick(now=slot + timedelta(hours=1, seconds=1)).monitors_run == []
     assert len(list_reports(ws)) == 2
+
+
+def _canary(ws, **options):
+    """Two registered versions, v1 serving ``e`` and a canary of v2 running (no traffic yet)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml.deploy import deploy
+    from loopml.register import register_model
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
+    versions = [register_model(ws, "churn", LogisticRegression().fit(x, (x.a > 0).astype(int)),
+                               gates_passed=True).version for _ in range(2)]
+    deploy(ws, "e", f"churn/{versions[0]}")
+    return deploy(ws, "e", f"churn/{versions[1]}", strategy="canary", **options)
+
+
+def _statements(ws):
+    """A list that collects every SQL statement the workspace's engine runs from now on."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(ws.store.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_the_rollout_tick_is_one_read_when_nothing_runs_and_acts_only_as_leader(workspace) -> None:
+    a = Scheduler(workspace, holder="a", lease_ttl_s=30)
+    b = Scheduler(workspace, holder="b", lease_ttl_s=30)
+    assert a.tick().leader is True
+    seen = _statements(workspace)
+    assert a.rollout_tick() == [] and b.rollout_tick() == []
+    queries = [q for q in seen if q.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))]
+    assert len(queries) == 2 and all("FROM rollouts" in q for q in queries)  # one indexed read per look
+    r = _canary(workspace, interval_s=0)
+    assert b.rollout_tick() == []  # a standby never decides
+    [decision] = a.rollout_tick()
+    assert (decision.rollout_id, decision.action) == (r.id, "hold") and "step held" in decision.reason
+
+
+def test_repeated_holds_are_stored_once_with_their_count(sqlite_workspace) -> None:
+    from loopml.deploy import get_rollout
+
+    ws = sqlite_workspace
+    a = Scheduler(ws, holder="a", lease_ttl_s=30)
+    assert a.tick().leader is True
+    _canary(ws, interval_s=0)
+    for _ in range(5):
+        assert [d.action for d in a.rollout_tick()] == ["hold"]
+    evidence = get_rollout(ws, "e").evidence
+    assert len(evidence) == 1 and evidence[0]["analyses"] == 5 and evidence[0]["first_ts"] < evidence[0]["ts"]
+
+
+def test_the_main_tick_leaves_running_rollouts_to_the_rollout_thread(sqlite_workspace) -> None:
+    import threading
+    import time
+
+    from loopml.deploy import get_rollout
+
+    ws = sqlite_workspace
+    _canary(ws, interval_s=0)
+    sched = Scheduler(ws, holder="a", tick_s=0.05, lease_ttl_s=30, execute_runs=False, rollout_tick_s=0.05)
+    thread = threading.Thread(target=sched.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not get_rollout(ws, "e").evidence:
+            assert time.monotonic() < deadline, "the rollout thread never analysed the running rollout"
+            time.sleep(0.05)
+        report = sched.tick()
+        assert report.leader is True and report.rollout_decisions == []  # analysed on its own thread only
+    finally:
+        sched.stop()
+        thread.join(timeout=10)
+    assert sched.tick().rollout_decisions[0].action == "hold"  # stopped: the main tick analyses again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -25,10 +26,13 @@ ROW = dict(zip(FEATURES, ROWS_OK[0], strict=True))
 
 
 def _policy(routes: list[tuple[int, float]], *, standby: list[int] | None = None, shadow: list[int] | None = None,
-            sticky: bool = False) -> dict[str, Any]:
-    return {"model": "churn", "routes": [{"version": v, "weight": w, "role": "baseline" if i == 0 else "candidate"}
-                                         for i, (v, w) in enumerate(routes)],
-            "standby": standby or [], "shadow": shadow or [], "sticky": sticky}
+            sticky: bool = False, shadow_fraction: float | None = None) -> dict[str, Any]:
+    policy = {"model": "churn", "routes": [{"version": v, "weight": w, "role": "baseline" if i == 0 else "candidate"}
+                                           for i, (v, w) in enumerate(routes)],
+              "standby": standby or [], "shadow": shadow or [], "sticky": sticky}
+    if shadow_fraction is not None:
+        policy["shadow_fraction"] = shadow_fraction
+    return policy
 
 
 class FakeStore:
@@ -71,6 +75,81 @@ def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]
     assert set(counts) == {1, 2} and 0.15 < counts[2] / 5000 < 0.25
     assert [m.version for m in router.shadow_models()] == [3]
     assert [m.version for m in router.models()] == [1, 2]
+
+
+def test_a_weighted_split_draws_once_per_batch_once_the_server_reports_batches(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)]))
+    router = store.router()
+    router._random = random.Random(1).random
+    epochs = []
+    for _ in range(2000):
+        router.next_batch()  # a batch was formed: the requests routed until the next one share a batch
+        versions = {router.route(f"r{i}").version for i in range(5)}
+        assert len(versions) == 1  # one version per batch: one model call
+        epochs.append(versions.pop())
+    assert 0.17 < epochs.count(2) / len(epochs) < 0.23  # the weight still holds, per batch and so per request
+    # A policy change inside a batch applies at once: the held draw belongs to the old table.
+    store.set(_policy([(2, 1.0)]))
+    assert router.refresh() is True and router.route("late").version == 2
+    # Sticky (A/B) routing stays per key whatever the batches.
+    sticky = FakeStore(trained, _policy([(1, 0.5), (2, 0.5)], sticky=True)).router()
+    sticky.next_batch()
+    assert {sticky.route(f"user-{i}").version for i in range(50)} == {1, 2}
+    assert all(sticky.route(f"user-{i}").version == sticky.route(f"user-{i}").version for i in range(50))
+
+
+def test_a_sampled_shadow_scores_whole_batches_at_its_fraction(trained: tuple[Any, Any]) -> None:
+    store = FakeStore(trained, _policy([(1, 1.0)], shadow=[3], shadow_fraction=0.25))
+    router = store.router()
+    router._random = random.Random(2).random
+    picked = [router.shadow_for_batch() for _ in range(4000)]
+    copied = sum(bool(p) for p in picked)
+    assert {tuple(m.version for m in p) for p in picked} == {(), (3,)}
+    assert 0.22 < copied / 4000 < 0.28 and router.shadow_batches == copied
+    assert router.shadow_skipped_batches == 4000 - copied
+    assert [m.version for m in router.shadow_models()] == [3]  # the listing is not sampled
+    store.set(_policy([(1, 1.0)], shadow=[3]))  # no fraction stored (older policies): every batch
+    assert router.refresh() is True and all(router.shadow_for_batch() for _ in range(100))
+
+
+class _Counting:
+    """A fitted classifier that counts its model calls and takes a few ms per call (so requests queue)."""
+
+    def __init__(self, base: Any, delay_s: float = 0.004) -> None:
+        self.base, self.delay_s, self.calls = base, delay_s, 0
+        self.classes_, self.feature_names_in_ = base.classes_, base.feature_names_in_
+
+    def predict_proba(self, x: Any) -> Any:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return self.base.predict_proba(x)
+
+
+def test_a_canary_split_scores_each_micro_batch_in_one_model_call(trained: tuple[Any, Any], serve: Any) -> None:
+    store = FakeStore(trained, _policy([(1, 0.7), (2, 0.3)]))
+    store.estimators = {1: _Counting(trained[0]), 2: _Counting(trained[1])}
+    app = create_app({"churn-api": store.router()}, sink=RecordingSink())
+    srv = serve(app)
+    seen: list[str] = []
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            for _ in range(n):
+                r = c.post("/invocations", json={"dataframe_records": [ROW]})
+                assert r.status_code == 200
+                seen.append(r.headers["x-model-version"])
+
+    threads = [threading.Thread(target=client, args=(25,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    series = app.m_batch_reqs.series[("churn-api",)]
+    batches, single = int(series[-1]), int(series[0])
+    calls = store.estimators[1].calls + store.estimators[2].calls
+    assert len(seen) == 200 and set(seen) == {"1", "2"}
+    assert batches - single > 0  # requests did share batches, so a per-request draw would have split them
+    assert calls == batches  # and yet no batch took two model calls
 
 
 def test_sticky_routing_keeps_a_key_on_one_version(trained: tuple[Any, Any]) -> None:
@@ -208,6 +287,9 @@ def test_server_routes_by_policy_and_logs_shadow_answers_apart(trained: tuple[An
         assert {r.request_id for r in shadow} <= {f"req-{i}" for i in range(60)} | {None} | {
             r.request_id for r in main}
         assert len(shadow) + batcher.shadow_dropped == 61 and len(shadow) >= 30
+        metrics = client.get("/metrics").text
+        assert f'loopml_serve_shadow_dropped_total{{endpoint="churn-api"}} {float(batcher.shadow_dropped)!r}' in metrics
+        assert "# TYPE loopml_serve_shadow_dropped_total counter" in metrics
         # A policy change is picked up by the poller without a restart.
         store.set(_policy([(3, 1.0)], standby=[1]))
         _wait(lambda: client.post("/invocations", json={"dataframe_records": [ROW]}).headers["x-model-version"] == "3")

@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
 # Routing + shadow overhead vs a plain model at the same load, with the serving anchor's harness (wrk, bench.sh).
 #   ANCHOR=/work/shared/bench/serving ROOT=/tmp/loopml-bench/routing DURATION=5s REPS=3 ./run_routing.sh
-# Four servers run side by side (plain bc/1, ep-single, ep-canary 90/10, ep-shadow); cells are interleaved
-# config by config within each rep, so every ratio compares runs from the same minutes. Prints medians and
-# ratios vs plain (RAW lines in $ROOT/raw.txt).
+# One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 with batch-aligned draws,
+# canary_perreq = the same endpoint drawing per request as before, ep-shadow, shadow10 = ep-shadow10 with
+# shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
+# shadow_sample_rate=0.1); cells are interleaved config by config within each rep, so every ratio compares
+# runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/routing}
-DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}; CONFIGS=${CONFIGS:-"plain single canary shadow shadow10"}
+DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}; CONFIGS=${CONFIGS:-"plain single canary canary_perreq shadow shadow10 shadow10rate"}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
 python "$HERE/routing_server.py" setup "$ROOT/ws"
-declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204 [shadow10]=9205)
-declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow [shadow10]=ep-shadow)
-declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=0.1)  # shadow10: 10% of requests copied
+declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204 [shadow10]=9205 [canary_perreq]=9206
+                [shadow10rate]=9207)
+declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow [shadow10]=ep-shadow10
+                  [canary_perreq]=ep-canary [shadow10rate]=ep-shadow)
+declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=1 [canary_perreq]=1 [shadow10rate]=0.1)
+declare -A PERREQ=([plain]=0 [single]=0 [canary]=0 [shadow]=0 [shadow10]=0 [canary_perreq]=1 [shadow10rate]=0)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 for cfg in $CONFIGS; do
-  (cd "$ROOT/ws" && SHADOW_SAMPLE_RATE="${RATE[$cfg]}" exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
+  (cd "$ROOT/ws" && SHADOW_SAMPLE_RATE="${RATE[$cfg]}" PER_REQUEST_DRAW="${PERREQ[$cfg]}" exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
      >"$ROOT/logs/$cfg.log" 2>&1 </dev/null) & pids+=($!); echo "$!" > "$ROOT/logs/$cfg.pid"
 done
 for cfg in $CONFIGS; do
   for _ in $(seq 1 120); do curl -fs -o /dev/null "http://127.0.0.1:${PORT[$cfg]}/v2/health/ready" && break; sleep 0.5; done
 done
 RAW="$ROOT/raw.txt"; : > "$RAW"
+echo "start $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg) cpus $(getconf _NPROCESSORS_ONLN)"
 cd "$ANCHOR"
 for rep in $(seq 1 "$REPS"); do
   for c in $CELLS; do
@@ -35,7 +41,11 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
 done
-for cfg in shadow shadow10 canary; do curl -s "http://127.0.0.1:${PORT[$cfg]}/metrics" | grep -E '^loopml_serve_requests_total' || true; done
+for cfg in $CONFIGS; do
+  echo "# $cfg"; curl -s "http://127.0.0.1:${PORT[$cfg]}/metrics" \
+    | grep -E '^loopml_serve_(requests_total|shadow_dropped_total|batch_requests_(sum|count))' || true
+done
+echo "end $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 python - "$RAW" <<'PY'
 import re, statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in open(sys.argv[1])]
@@ -43,12 +53,13 @@ cells = sorted({int(r["c"]) for r in rows})
 def med(cfg, c, key):
     vals = [float(r[key]) for r in rows if r["label"] == cfg and int(r["c"]) == c and key in r]
     return statistics.median(vals) if vals else float("nan")
-print(f"{'c':>3} {'config':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10}   ratios vs plain (rps, p50, p99, cpu)")
+print(f"{'c':>3} {'config':<13} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10}   ratios vs plain (rps, p50, p99, cpu)")
 for c in cells:
     base = {k: med("plain", c, k) for k in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")}
-    for cfg in [c for c in ("plain", "single", "canary", "shadow", "shadow10") if any(r["label"] == c for r in rows)]:
+    for cfg in [c for c in ("plain", "single", "canary", "canary_perreq", "shadow", "shadow10", "shadow10rate")
+                if any(r["label"] == c for r in rows)]:
         m = {k: med(cfg, c, k) for k in base}
         ratio = " ".join(f"{m[k] / base[k]:.3f}" for k in base)
-        print(f"{c:>3} {cfg:<7} {m['rps']:>8.0f} {m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} "
+        print(f"{c:>3} {cfg:<13} {m['rps']:>8.0f} {m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} "
               f"{m['server_cpu_ms_per_req']:>10.3f}   {ratio}")
 PY

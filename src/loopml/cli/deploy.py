@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
         min_requests: int = typer.Option(None, "--min-requests", help="Candidate requests per step before judging."),
         min_seconds: float = typer.Option(None, "--min-seconds", help="Minimum hold of each step."),
         split: float = typer.Option(None, "--split", help="A/B: the candidate's share (0-1)."),
+        shadow_fraction: float = typer.Option(None, "--shadow-fraction",
+                                              help="Shadow: the share of requests it scores (0-1]; default all."),
         metric: str = typer.Option(None, "--metric", help="Metric judged on late labels (accuracy, mae)."),
         settings: list[str] = typer.Option(None, "--set", help="Any other option as KEY=VALUE (e.g. interval_s=5)."),
         override_reason: str = typer.Option(None, "--override-reason",
@@ -110,7 +112,7 @@ def register(app: typer.Typer) -> None:
             raise ValidationError("deploy needs an ENDPOINT and a MODEL_REF (arguments or --file)",
                                   field="endpoint" if not endpoint else "model", rule="required")
         given = {"steps": _floats(steps, "steps") if steps else None, "min_requests": min_requests,
-                 "min_seconds": min_seconds, "split": split, "metric": metric}
+                 "min_seconds": min_seconds, "split": split, "metric": metric, "shadow_fraction": shadow_fraction}
         options.update({k: v for k, v in given.items() if v is not None})
         options.update(dict(_setting(s) for s in settings or []))
         client = remote()
@@ -134,4 +136,4 @@ def register(app: typer.Typer) -> None:
         print_table(None, ["version", "weight", "role"],
                     [(r["version"], f"{r['weight']:.0%}", r["role"]) for r in routes["routes"]]
                     + [(v, "-", "standby") for v in routes.get("standby", [])]
-                    + [(v, "-", "shadow") for v in routes.get("shadow", [])])
+                    + [(v, f"{routes.get('shadow_fraction', 1.0):.0%} copied", "shadow") for v in routes.get("shadow", [])])

@@ -6,7 +6,8 @@ A policy is plain JSON, versioned by the endpoint's ``revision``::
      "routes": [{"version": 3, "weight": 0.95, "role": "baseline"},
                 {"version": 4, "weight": 0.05, "role": "candidate"}],
      "standby": [2],            # loaded and health-checked, no traffic (blue-green)
-     "shadow": [5],             # gets a copy of every request, never answers
+     "shadow": [5],             # scores a copy of the requests, never answers
+     "shadow_fraction": 0.1,    # the share of requests copied to it (only with a shadow; default 1)
      "sticky": true}            # route by a hash of the request key (A/B)
 
 Every change bumps the revision, appends a ``traffic_changes`` row and an
@@ -32,6 +33,7 @@ from loopml.workspace import Workspace
 __all__ = [
     "EndpointRecord",
     "TrafficRecord",
+    "check_fraction",
     "endpoint_record",
     "get_endpoint",
     "list_endpoints",
@@ -90,9 +92,13 @@ def endpoint_record(row: Endpoint) -> EndpointRecord:
 
 def make_policy(
     model: str, routes: list[tuple[int, float, str]], *, shadow: list[int] | None = None,
-    standby: list[int] | None = None, sticky: bool = False,
+    standby: list[int] | None = None, sticky: bool = False, shadow_fraction: float = 1.0,
 ) -> dict[str, Any]:
-    """A validated policy: weights in [0, 1] summing to 1 over distinct versions."""
+    """A validated policy: weights in [0, 1] summing to 1 over distinct versions.
+
+    ``shadow_fraction`` (0, 1] is the share of requests the shadow versions score (like Istio's
+    ``mirrorPercentage``); it is stored only when there is a shadow.
+    """
     total = sum(w for _, w, _ in routes)
     versions = [v for v, _, _ in routes]
     if len(set(versions)) != len(versions):
@@ -100,13 +106,29 @@ def make_policy(
     if any(not 0 <= w <= 1 for _, w, _ in routes) or abs(total - 1.0) > 1e-9:
         raise ValidationError(f"policy weights must lie in [0, 1] and sum to 1; got {[w for _, w, _ in routes]}",
                               field="routes.weight", rule="sum")
-    return {
+    policy: dict[str, Any] = {
         "model": model,
         "routes": [{"version": v, "weight": round(w, 6), "role": role} for v, w, role in routes],
         "shadow": sorted(set(shadow or [])),
         "standby": sorted(set(standby or [])),
         "sticky": sticky,
     }
+    if policy["shadow"]:
+        policy["shadow_fraction"] = check_fraction(shadow_fraction, "shadow_fraction")
+    return policy
+
+
+def check_fraction(value: Any, field: str) -> float:
+    """A share in (0, 1], or a ValidationError naming ``field``."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{field} must be a number in (0, 1]; got {value!r}", field=field,
+                              rule="type") from None
+    if not 0.0 < share <= 1.0:
+        raise ValidationError(f"{field} must be in (0, 1] (a share of requests); got {value!r}", field=field,
+                              rule="range")
+    return share
 
 
 def lock_endpoint(session: Session, name: str) -> Endpoint:

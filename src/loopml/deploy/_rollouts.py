@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from loopml.deploy._endpoints import (
+    check_fraction,
     create_endpoint_row,
     lock_endpoint,
     make_policy,
@@ -69,16 +70,21 @@ __all__ = [
 STRATEGIES = ("direct", "canary", "blue-green", "shadow", "ab")
 
 #: Documented defaults per strategy; any key can be overridden at deploy time.
+#: ``interval_s``: seconds between two full analyses of a running rollout (at ``alpha``: hold,
+#: advance, promote or roll back). ``early_alpha``: the scheduler also looks every second in
+#: between, and rolls back when a breach is this conclusive; below ``min_requests`` an error-rate
+#: breach is judged by an exact test at this level (see ``loopml.rollout``); 0 turns both off.
+#: ``shadow_fraction``: the share of requests the shadow scores.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "_common": {
-        "alias": "champion", "interval_s": 10.0, "alpha": 0.05,
+        "alias": "champion", "interval_s": 10.0, "alpha": 0.05, "early_alpha": 0.001,
         "max_error_rate_increase": 0.02, "max_latency_ratio": 1.5, "max_divergence": 0.1,
         "metric": None, "max_metric_drop": 0.02, "min_labels": 100, "auto": True,
     },
     "direct": {},
     "canary": {"steps": [0.05, 0.25, 0.5, 1.0], "min_requests": 100, "min_seconds": 30.0},
     "blue-green": {"min_requests": 50, "min_seconds": 10.0, "keep_warm_s": 600.0},
-    "shadow": {"min_requests": 200, "min_seconds": 30.0, "auto": False},
+    "shadow": {"min_requests": 200, "min_seconds": 30.0, "auto": False, "shadow_fraction": 1.0},
     "ab": {"split": 0.5, "min_requests": 500, "min_seconds": 60.0, "metric": "accuracy", "auto": False},
 }
 
@@ -111,6 +117,33 @@ class RolloutRecord:
         return {**asdict(self), "candidate_weight": self.candidate_weight}
 
 
+#: Evidence entries kept per rollout; past it the oldest holds and health checks go first.
+MAX_EVIDENCE = 200
+
+
+def _appended(evidence: list[dict[str, Any]] | None, entry: dict[str, Any], *,
+              collapse: bool = False) -> list[dict[str, Any]]:
+    """``evidence`` plus ``entry``, bounded to :data:`MAX_EVIDENCE`.
+
+    ``collapse``: an entry whose ``state`` equals the last entry's replaces it (keeping ``first_ts`` and
+    counting ``analyses``), so a controller that looks every second stores one entry per change of
+    state with the latest figures, not one per look. When the list is full, holds and health checks
+    are dropped oldest first: the analyses that moved traffic stay.
+    """
+    items = list(evidence or [])
+    last = items[-1] if items else None
+    if collapse and last is not None and entry.get("state") is not None and last.get("state") == entry["state"]:
+        items[-1] = {**entry, "first_ts": last.get("first_ts", last.get("ts")),
+                     "analyses": int(last.get("analyses", 1)) + 1}
+        return items
+    items.append(entry)
+    while len(items) > MAX_EVIDENCE:
+        minor = next((i for i, e in enumerate(items)
+                      if e.get("decision") == "hold" or e.get("kind") == "health_check"), 0)
+        del items[minor]
+    return items
+
+
 def _record(row: Rollout, endpoint: Endpoint) -> RolloutRecord:
     return RolloutRecord(
         row.id, endpoint.name, endpoint.model_name, row.strategy, row.baseline_version, row.candidate_version,
@@ -136,6 +169,12 @@ def _config(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
         config["steps"] = steps
     if strategy == "ab" and not 0 < float(config["split"]) < 1:
         raise ValidationError(f"ab split must be between 0 and 1; got {config['split']}", field="split", rule="range")
+    if strategy == "shadow":
+        config["shadow_fraction"] = check_fraction(config["shadow_fraction"], "shadow_fraction")
+    for key in ("interval_s", "early_alpha"):
+        if not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or not config[key] >= 0:
+            raise ValidationError(f"{strategy} rollout: {key} must be a number >= 0; got {config[key]!r}",
+                                  field=key, rule="min")
     return config
 
 
@@ -150,7 +189,8 @@ def _policy_for(strategy: str, model: str, baseline: int | None, candidate: int,
     if strategy == "blue-green":
         return make_policy(model, [(baseline, 1.0, "baseline")], standby=[candidate])
     if strategy == "shadow":
-        return make_policy(model, [(baseline, 1.0, "baseline")], shadow=[candidate])
+        return make_policy(model, [(baseline, 1.0, "baseline")], shadow=[candidate],
+                           shadow_fraction=float(config.get("shadow_fraction", 1.0)))
     split = float(config["split"])
     return make_policy(model, [(baseline, 1 - split, "baseline"), (candidate, split, "candidate")], sticky=True)
 
@@ -261,7 +301,7 @@ def _finish(tx: Tx, row: Endpoint, rollout: Rollout, status: str, reason: str, e
     rollout.status = status
     rollout.ended_at = utcnow()
     if evidence:
-        rollout.evidence = [*(rollout.evidence or []), evidence]
+        rollout.evidence = _appended(rollout.evidence, evidence)
     tx.audit(f"rollout.{'promote' if status == 'promoted' else 'rollback'}", "rollout", rollout.id,
              after={"endpoint": row.name, "candidate": rollout.candidate_version, "baseline": rollout.baseline_version,
                     "evidence": evidence}, reason=reason)
@@ -335,7 +375,7 @@ def advance(ws: Workspace, endpoint: str, *, evidence: dict[str, Any] | None = N
             rollout.step += 1
             rollout.step_started_at = utcnow()
             if evidence:
-                rollout.evidence = [*(rollout.evidence or []), evidence]
+                rollout.evidence = _appended(rollout.evidence, evidence)
             set_policy(tx, row, _policy_for("canary", row.model_name, rollout.baseline_version,
                                             rollout.candidate_version, rollout.config, rollout.step),
                        reason=f"canary step {rollout.step}", rollout_id=rollout.id)
@@ -357,7 +397,7 @@ def record_health_check(ws: Workspace, endpoint: str, version: int, health: dict
             return None
         entry = {"kind": "health_check", "at": utcnow().isoformat(), "version": int(version),
                  "server": f"{socket.gethostname()}:{os.getpid()}", **health}
-        rollout.evidence = [*(rollout.evidence or []), entry][-200:]
+        rollout.evidence = _appended(rollout.evidence, entry)
         return _record(rollout, row)
 
 
@@ -384,23 +424,28 @@ def release_standby(ws: Workspace, endpoint: str, *, now: datetime | None = None
             standby = [v for v in policy.get("standby", []) if v != rollout.baseline_version]
             routes = [(r["version"], r["weight"], r["role"]) for r in policy["routes"]]
             set_policy(tx, row, make_policy(row.model_name, routes, shadow=policy.get("shadow"), standby=standby,
-                                            sticky=bool(policy.get("sticky"))),
+                                            sticky=bool(policy.get("sticky")),
+                                            shadow_fraction=float(policy.get("shadow_fraction", 1.0))),
                        reason=f"rollout {rollout.id}: kept warm {float(keep):g}s; version {rollout.baseline_version} "
                               "released", rollout_id=rollout.id)
             entry["released"] = True
         else:
             entry["released"] = False  # the policy moved on without it; nothing to drop
-        rollout.evidence = [*(rollout.evidence or []), entry][-200:]
+        rollout.evidence = _appended(rollout.evidence, entry)
         return _record(rollout, row)
 
 
-def record_evidence(ws: Workspace, rollout_id: int, evidence: dict[str, Any]) -> RolloutRecord:
-    """Store one analysis (figures, tests, decision ``hold``) without changing traffic."""
+def record_evidence(ws: Workspace, rollout_id: int, evidence: dict[str, Any], *,
+                    collapse: bool = False) -> RolloutRecord:
+    """Store one analysis (figures, tests, decision ``hold``) without changing traffic.
+
+    ``collapse``: replace the last entry instead when both carry the same ``state`` (see :func:`_appended`).
+    """
     with ws.store.write(ws.actor) as tx:
         rollout = tx.session.get(Rollout, rollout_id, with_for_update=True)
         if rollout is None:
             raise NotFoundError(f"rollout {rollout_id} does not exist")
-        rollout.evidence = [*(rollout.evidence or []), evidence][-200:]
+        rollout.evidence = _appended(rollout.evidence, evidence, collapse=collapse)
         return _record(rollout, tx.session.get(Endpoint, rollout.endpoint_id))
 
 

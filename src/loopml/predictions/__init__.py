@@ -6,8 +6,16 @@ monitor and people read windows back with :func:`query_predictions`,
 :func:`record_feedback` and meet their predictions in :func:`join_feedback`.
 """
 
-from loopml.predictions._feedback import FeedbackResult, feedback_files, join_feedback, record_feedback
+from loopml.predictions._feedback import (
+    FEEDBACK_FORMATS,
+    FeedbackResult,
+    feedback_files,
+    join_feedback,
+    read_feedback_file,
+    record_feedback,
+)
 from loopml.predictions._files import parse_time
+from loopml.predictions._json import json_records
 from loopml.predictions._privacy import (
     ErasureResult,
     RetentionPolicyRecord,
@@ -29,6 +37,7 @@ from loopml.predictions._query import (
 from loopml.predictions._schema import PredictionSink, records_to_table
 
 __all__ = [
+    "FEEDBACK_FORMATS",
     "ErasureResult",
     "RetentionPolicyRecord",
     "RetentionResult",
@@ -45,12 +54,14 @@ __all__ = [
     "count_predictions",
     "feedback_files",
     "install_sigterm_handler",
+    "json_records",
     "join_feedback",
     "list_endpoints",
     "open_prediction_log",
     "open_view",
     "parse_time",
     "query_predictions",
+    "read_feedback_file",
     "record_feedback",
     "records_to_table",
 ]

@@ -19,7 +19,7 @@ import pyarrow as pa
 from loopml.kernel.exceptions import ValidationError
 from loopml.kernel.types import check_name, new_id
 from loopml.predictions._files import parse_time, resolve_root, write_parquet_atomic
-from loopml.predictions._query import _connect, _source, _to_pandas, duck_errors, prediction_files, quote, window
+from loopml.predictions._query import _connect, _from, _snapshot, _to_pandas, duck_errors, quote, window
 from loopml.predictions._schema import TS_TYPE
 
 __all__ = ["FeedbackResult", "feedback_files", "join_feedback", "record_feedback"]
@@ -35,6 +35,28 @@ class FeedbackResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Feedback files the CLI reads and the server accepts as an upload.
+FEEDBACK_FORMATS = ("csv", "parquet")
+
+
+def read_feedback_file(path: Path, fmt: str | None = None) -> pd.DataFrame:
+    """A feedback file (CSV or Parquet: ``request_id``, ``label`` [, ``ts``, ``row``]); request ids stay text.
+
+    Raises:
+        ValidationError: the file is missing or not CSV/Parquet (``field='file'``).
+    """
+    if not path.is_file():
+        raise ValidationError(f"--file {str(path)!r} does not exist", field="file", rule="exists")
+    kind = fmt or {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(path.suffix.lower())
+    if kind not in FEEDBACK_FORMATS:
+        raise ValidationError(f"--file {str(path)!r}: use a .csv or .parquet file", field="file", rule="format")
+    try:
+        return pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, dtype={"request_id": str})
+    except (ValueError, OSError) as exc:  # pandas/pyarrow parse errors are ValueError/ArrowInvalid subclasses
+        raise ValidationError(f"the feedback file is not readable {kind}: {str(exc).splitlines()[0]}",
+                              field="file", rule="format") from None
 
 
 def _feedback_dir(root: Path, endpoint: str) -> Path:
@@ -143,11 +165,12 @@ def join_feedback(ws_or_root: Any, endpoint: str, since: Any = None, until: Any 
         ValidationError: a bad ``since``/``until``.
     """
     lo, hi = window(since, until)
-    pfiles = prediction_files(ws_or_root, endpoint, lo, hi)
-    if not pfiles:
+    snap = _snapshot(ws_or_root, endpoint, lo, hi)  # Parquet and the journal's newest rows
+    if not snap.files and snap.journal is None:
         return pd.DataFrame({c: pd.Series([], dtype="object") for c in ("request_id", "ts", "label", "label_ts")})
     ffiles = feedback_files(ws_or_root, endpoint)
-    clauses, params = [], {"files": [str(f) for f in pfiles]}
+    files_param = {"files": [str(f) for f in snap.files]} if snap.files else {}
+    clauses, params = [], dict(files_param)
     if lo is not None:
         clauses.append("ts >= $since")
         params["since"] = lo
@@ -158,7 +181,8 @@ def join_feedback(ws_or_root: Any, endpoint: str, since: Any = None, until: Any 
     con = _connect()
     try:
         with duck_errors(endpoint):
-            cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
+            source = _from(con, snap)
+            cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source}", params=files_param).fetchall()]
             select = ", ".join(f"p.{quote(c)}" for c in cols if c not in ("date", "hour"))
             if ffiles:
                 params["ffiles"] = [str(f) for f in ffiles]
@@ -170,7 +194,7 @@ def join_feedback(ws_or_root: Any, endpoint: str, since: Any = None, until: Any 
             else:
                 labels = "SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS row, NULL AS label, NULL::TIMESTAMPTZ AS label_ts WHERE false"
             sql = (
-                f"WITH p AS (SELECT * FROM {_source()}{where}), f AS ({labels}) "
+                f"WITH p AS (SELECT * FROM {source}{where}), f AS ({labels}) "
                 f"SELECT {select}, f.label, f.label_ts FROM p LEFT JOIN f ON p.request_id = f.request_id AND coalesce(p.row, 0) = f.row "
                 "ORDER BY p.ts, p.request_id, p.row"
             )

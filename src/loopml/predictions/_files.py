@@ -27,10 +27,12 @@ import pyarrow.parquet as pq
 from loopml.kernel.exceptions import ConfigError, ValidationError
 
 __all__ = [
+    "PartitionedWriter",
     "endpoint_dir",
     "list_files",
     "parse_time",
     "resolve_root",
+    "split_partitions",
     "write_parquet_atomic",
     "write_partitioned",
 ]
@@ -88,6 +90,17 @@ def parse_time(value: Any, field: str, *, now: datetime | None = None) -> dateti
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How log files are encoded: zstd, dictionaries for text columns only.
+
+    Why: a dictionary attempt on float features rarely pays (high cardinality)
+    and cost about two thirds of the write time (1.13 vs 0.36 us per row with
+    30 features, measured with the serving bench data), for larger files.
+    """
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {"compression": "zstd", "use_dictionary": text}
+
+
 def write_parquet_atomic(table: pa.Table, final: Path) -> bool:
     """Write ``table`` to ``final`` complete or not at all; False if it already exists."""
     if final.exists():
@@ -95,11 +108,35 @@ def write_parquet_atomic(table: pa.Table, final: Path) -> bool:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        pq.write_table(table, fh, **parquet_options(table.schema))
         fh.flush()
         os.fsync(fh.fileno())  # the journal is deleted after this: the bytes must be on disk
     os.replace(tmp, final)
     return True
+
+
+def split_partitions(table: pa.Table) -> list[tuple[tuple[str, int], pa.Table]]:
+    """``table`` (with an ``endpoint`` column) split by endpoint and UTC hour (hours since the epoch)."""
+    hours = pc.divide(table.column("ts").cast(pa.int64()), pa.scalar(_US_PER_HOUR, pa.int64()))
+    endpoints = table.column("endpoint")
+    body = table.drop_columns(["endpoint"])
+    ep_np = endpoints.to_numpy(zero_copy_only=False)
+    hr_np = hours.to_numpy()
+    if hr_np.min() == hr_np.max() and (ep_np == ep_np[0]).all():
+        return [((str(ep_np[0]), int(hr_np[0])), body)]
+    enc = pc.dictionary_encode(endpoints).combine_chunks()
+    codes = enc.indices.to_numpy().astype(np.int64)
+    names = enc.dictionary.to_pylist()
+    lo = int(hr_np.min())
+    span = int(hr_np.max()) - lo + 1
+    uniq, inverse = np.unique(codes * span + (hr_np - lo), return_inverse=True)
+    return [((str(names[int(k) // span]), lo + int(k) % span), body.take(pa.array(np.flatnonzero(inverse == i))))
+            for i, k in enumerate(uniq)]
+
+
+def partition_dir(root: Path, endpoint: str, hour: int) -> Path:
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)
+    return endpoint_dir(root, endpoint) / f"date={start:%Y-%m-%d}" / f"hour={start:%H}"
 
 
 def write_partitioned(root: Path, table: pa.Table, stem: str) -> int:
@@ -110,31 +147,106 @@ def write_partitioned(root: Path, table: pa.Table, stem: str) -> int:
     """
     if table.num_rows == 0:
         return 0
-    hours = pc.divide(table.column("ts").cast(pa.int64()), pa.scalar(_US_PER_HOUR, pa.int64()))
-    endpoints = table.column("endpoint")
-    body = table.drop_columns(["endpoint"])
-    ep_np = endpoints.to_numpy(zero_copy_only=False)
-    hr_np = hours.to_numpy()
     written = 0
-    if hr_np.min() == hr_np.max() and (ep_np == ep_np[0]).all():
-        groups = [((str(ep_np[0]), int(hr_np[0])), None)]
-    else:
-        enc = pc.dictionary_encode(endpoints).combine_chunks()
-        codes = enc.indices.to_numpy().astype(np.int64)
-        names = enc.dictionary.to_pylist()
-        lo = int(hr_np.min())
-        keys = codes * (int(hr_np.max()) - lo + 1) + (hr_np - lo)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        span = int(hr_np.max()) - lo + 1
-        groups = [((str(names[int(k) // span]), lo + int(k) % span), np.flatnonzero(inverse == i))
-                  for i, k in enumerate(uniq)]
-    for (ep, hour), idx in groups:
-        part = body if idx is None else body.take(pa.array(idx))
-        start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)
-        folder = endpoint_dir(root, ep) / f"date={start:%Y-%m-%d}" / f"hour={start:%H}"
-        write_parquet_atomic(part, folder / f"part-{stem}.parquet")
+    for (ep, hour), part in split_partitions(table):
+        write_parquet_atomic(part, partition_dir(root, ep, hour) / f"part-{stem}.parquet")
         written += part.num_rows
     return written
+
+
+class _PartFile:
+    """One partition's current output file of a :class:`PartitionedWriter`."""
+
+    def __init__(self, folder: Path, name: str, schema: pa.Schema) -> None:
+        self.final = folder / name
+        self.schema = schema
+        self.rows = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.tmp: Path | None = None
+        self.writer: pq.ParquetWriter | None = None
+        self.skip = self.final.exists()  # written by an earlier, interrupted commit
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if not self.skip:
+            if self.writer is None:
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.tmp"
+                self.writer = pq.ParquetWriter(self.tmp, self.schema, **parquet_options(self.schema))
+            table = pa.concat_tables(self.pending)
+            self.writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.pending, self.pending_rows = [], 0
+
+    def finish(self) -> None:
+        self.flush()
+        if self.writer is None or self.tmp is None:
+            return
+        self.writer.close()
+        with open(self.tmp, "rb") as fh:
+            os.fsync(fh.fileno())  # the journal is deleted after this: the bytes must be on disk
+        os.replace(self.tmp, self.final)
+
+
+class PartitionedWriter:
+    """Blocks in, ``part-<stem>-<k>.parquet`` per endpoint and hour out, in bounded memory.
+
+    Why: a journal segment can hold millions of rows; concatenating it before
+    writing would cost its size again in memory. Here each partition keeps at
+    most ``row_group_rows`` rows before they go out as a row group, and a file
+    holds at most ``chunk_rows`` rows (or one schema) before the next begins.
+    Names depend only on ``stem`` and the order of the blocks, so a replay
+    after a crash skips the files that were finished and rewrites the rest.
+    """
+
+    def __init__(self, root: Path, stem: str, *, chunk_rows: int, row_group_rows: int = 32_768) -> None:
+        self.root = root
+        self.stem = stem
+        self.chunk_rows = chunk_rows
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._files: dict[tuple[str, int], _PartFile] = {}
+        self._count: dict[tuple[str, int], int] = {}
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        for key, part in split_partitions(table):
+            current = self._files.get(key)
+            if current is not None and (current.rows >= self.chunk_rows or not current.schema.equals(part.schema)):
+                current.finish()
+                current = None
+            if current is None:
+                k = self._count.get(key, 0)
+                self._count[key] = k + 1
+                current = self._files[key] = _PartFile(
+                    partition_dir(self.root, *key), f"part-{self.stem}-{k:04d}.parquet", part.schema)
+            current.pending.append(part)
+            current.pending_rows += part.num_rows
+            current.rows += part.num_rows
+            self.rows += part.num_rows
+            if current.pending_rows >= self.row_group_rows:
+                current.flush()
+
+    def abort(self) -> None:
+        """Drop the unfinished files (the journal still has their rows)."""
+        for part in self._files.values():
+            if part.writer is not None:
+                try:
+                    part.writer.close()
+                except Exception:  # noqa: BLE001 - already failing; the tmp file goes anyway
+                    pass
+            if part.tmp is not None:
+                part.tmp.unlink(missing_ok=True)
+        self._files.clear()
+
+    def close(self) -> int:
+        """Finish every file (fsync, rename); returns the rows written."""
+        for part in self._files.values():
+            part.finish()
+        self._files.clear()
+        return self.rows
 
 
 def list_files(root: Path, endpoint: str, since: datetime | None, until: datetime | None) -> list[Path]:

@@ -23,7 +23,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -46,6 +46,16 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _writev_all(fd: int, head: bytes, payload: pa.Buffer) -> None:
+    """Header and payload in one system call when the OS takes it all (the usual case)."""
+    n = os.writev(fd, [head, payload])
+    if n < len(head):
+        _write_all(fd, head[n:])
+        n = len(head)
+    if n - len(head) < payload.size:
+        _write_all(fd, memoryview(payload)[n - len(head):])
 
 
 def _lock(fd: int, *, block: bool) -> bool:
@@ -78,13 +88,20 @@ class JournalSegment:
         self._dirty = True
 
     def append(self, table: pa.Table) -> int:
-        """Write one block (one ``write`` call); returns its size in bytes."""
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
+        """Write one block (one ``writev`` call); returns its size in bytes.
+
+        The block is serialized once into a buffer of its exact size (measured
+        first, which costs no copy) and handed to the OS as is: no growing
+        buffer, no bytes copies, so a block costs its size once in memory.
+        """
+        mock = pa.MockOutputStream()
+        with pa.ipc.new_stream(mock, table.schema) as writer:
             writer.write_table(table)
-        payload = sink.getvalue()
+        payload = pa.allocate_buffer(mock.size())
+        with pa.ipc.new_stream(pa.FixedSizeBufferWriter(payload), table.schema) as writer:
+            writer.write_table(table)
         head = _BLK_HEAD.pack(_BLK, zlib.crc32(payload), payload.size)
-        _write_all(self._fd, head + payload.to_pybytes())
+        _writev_all(self._fd, head, payload)
         self.rows += table.num_rows
         self.blocks += 1
         self._dirty = True
@@ -127,9 +144,13 @@ def lock_segment(path: Path) -> int | None:
     return fd
 
 
-def read_segment(path: Path) -> tuple[dict[str, Any], Iterator[pa.Table]]:
-    """The header and the intact blocks of a segment (a torn tail is skipped)."""
-    fh = open(path, "rb")  # noqa: SIM115 - closed by the generator
+def read_segment(path: Path | BinaryIO) -> tuple[dict[str, Any], Iterator[pa.Table]]:
+    """The header and the intact blocks of a segment (a torn tail is skipped).
+
+    ``path`` may be a file already open for reading (a reader that must keep
+    the segment's bytes even if the writer unlinks it meanwhile); it is closed.
+    """
+    fh = open(path, "rb") if isinstance(path, Path) else path  # noqa: SIM115 - closed by the generator
     head = fh.read(_SEG_HEAD.size)
     if len(head) < _SEG_HEAD.size or head[:4] != _SEG:
         fh.close()

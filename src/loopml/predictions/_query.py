@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from loopml.kernel.exceptions import DataError, NotFoundError, ValidationError
 from loopml.kernel.types import check_name
 from loopml.predictions._files import endpoint_dir, list_files, parse_time, resolve_root
+from loopml.predictions._live import Snapshot, journal_segment_ids, snapshot
 from loopml.predictions._schema import CORE_COLUMNS
 
 __all__ = [
@@ -48,9 +49,9 @@ def list_endpoints(ws_or_root: Any) -> list[str]:
     return sorted(p.name[len("endpoint=") :] for p in root.glob("endpoint=*") if p.is_dir())
 
 
-def _check_endpoint(root: Path, endpoint: str) -> None:
+def _check_endpoint(root: Path, endpoint: str, *, in_journal: bool = False) -> None:
     check_name(endpoint, "endpoint")
-    if not endpoint_dir(root, endpoint).is_dir():
+    if not in_journal and not endpoint_dir(root, endpoint).is_dir():
         known = list_endpoints(root)
         listing = ", ".join(repr(e) for e in known) if known else "none yet"
         raise NotFoundError(f"endpoint {endpoint!r} has no logged predictions in {root}; known endpoints: {listing}")
@@ -92,6 +93,32 @@ def prediction_files(ws_or_root: Any, endpoint: str, since: datetime | None, unt
     return _live_files(list_files(root, endpoint, since, until))
 
 
+def _snapshot(ws_or_root: Any, endpoint: str, since: datetime | None, until: datetime | None) -> Snapshot:
+    """Parquet files and not-yet-committed journal rows of the window (see ``_live``): rows about
+    one flush interval old are included, each row once."""
+    root = resolve_root(ws_or_root)
+    check_name(endpoint, "endpoint")
+    snap = snapshot(root, endpoint, since, until,
+                    lambda: _live_files(list_files(root, endpoint, since, until)))
+    _check_endpoint(root, endpoint, in_journal=snap.seen)
+    return snap
+
+
+_JOURNAL_VIEW = "_loopml_journal"
+
+
+def _from(con: Any, snap: Snapshot, files_sql: str = "$files") -> str:
+    """The SQL source over a snapshot: Parquet (less its hive folders) and the journal, by name."""
+    parts: list[str] = []
+    if snap.files:
+        parts.append(f"SELECT * EXCLUDE ({', '.join(_HIVE)}) FROM read_parquet({files_sql}, "
+                     "hive_partitioning = true, union_by_name = true)")
+    if snap.journal is not None:
+        con.register(_JOURNAL_VIEW, snap.journal)
+        parts.append(f"SELECT * FROM {_JOURNAL_VIEW}")
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
 def _connect() -> Any:
     import duckdb
 
@@ -110,10 +137,6 @@ def duck_errors(endpoint: str) -> Iterator[None]:
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0][:300]
         raise DataError(f"the prediction log of endpoint {endpoint!r} could not be read: {first}") from exc
-
-
-def _source(param: str = "files") -> str:
-    return f"read_parquet(${param}, hive_partitioning = true, union_by_name = true)"
 
 
 def _where(since: datetime | None, until: datetime | None, model_version: int | None) -> tuple[str, dict[str, Any]]:
@@ -172,15 +195,17 @@ def query_predictions(
     lo, hi = window(since, until)
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValidationError(f"limit must be an integer >= 0, got {limit!r}", field="limit", rule="non_negative")
-    files = prediction_files(ws_or_root, endpoint, lo, hi)
-    if not files:
+    snap = _snapshot(ws_or_root, endpoint, lo, hi)
+    if not snap.files and snap.journal is None:
         return _empty_frame(columns)
     where, params = _where(lo, hi, model_version)
     con = _connect()
     try:
         with duck_errors(endpoint):
-            params["files"] = [str(f) for f in files]
-            available = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {_source()}", params={"files": params["files"]}).fetchall()]
+            source = _from(con, snap)
+            files_param = {"files": [str(f) for f in snap.files]} if snap.files else {}
+            params.update(files_param)
+            available = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source}", params=files_param).fetchall()]
             if columns:
                 unknown = [c for c in columns if c not in available]
                 if unknown:
@@ -193,7 +218,7 @@ def query_predictions(
                 select = ", ".join(quote(c) for c in columns)
             else:
                 select = ", ".join(quote(c) for c in available if c not in _HIVE)
-            sql = f"SELECT {select} FROM {_source()}{where} ORDER BY ts"
+            sql = f"SELECT {select} FROM {source}{where} ORDER BY ts"
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             return _to_pandas(con.sql(sql, params=params).to_arrow_table())
@@ -206,15 +231,16 @@ def count_predictions(
 ) -> int:
     """How many predictions ``endpoint`` logged in the window."""
     lo, hi = window(since, until)
-    files = prediction_files(ws_or_root, endpoint, lo, hi)
-    if not files:
+    snap = _snapshot(ws_or_root, endpoint, lo, hi)
+    if not snap.files and snap.journal is None:
         return 0
     where, params = _where(lo, hi, model_version)
-    params["files"] = [str(f) for f in files]
+    if snap.files:
+        params["files"] = [str(f) for f in snap.files]
     con = _connect()
     try:
         with duck_errors(endpoint):
-            return int(con.sql(f"SELECT count(*) FROM {_source()}{where}", params=params).fetchall()[0][0])
+            return int(con.sql(f"SELECT count(*) FROM {_from(con, snap)}{where}", params=params).fetchall()[0][0])
     finally:
         con.close()
 
@@ -226,13 +252,13 @@ def open_view(ws_or_root: Any, endpoint: str, *, since: Any = None, until: Any =
     The caller closes the connection.
     """
     lo, hi = window(since, until)
-    files = prediction_files(ws_or_root, endpoint, lo, hi)
+    snap = _snapshot(ws_or_root, endpoint, lo, hi)
     con = _connect()
-    if not files:
+    if not snap.files and snap.journal is None:
         cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote(c)}" for c, t in CORE_COLUMNS.items())
         con.execute(f"CREATE VIEW {quote(name)} AS SELECT {cols} WHERE false")
         return con
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in snap.files) + "]"
     where = []
     if lo is not None:
         where.append(f"ts >= TIMESTAMPTZ '{lo.isoformat()}'")
@@ -241,10 +267,7 @@ def open_view(ws_or_root: Any, endpoint: str, *, since: Any = None, until: Any =
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     try:
         with duck_errors(endpoint):
-            con.execute(
-                f"CREATE VIEW {quote(name)} AS SELECT * EXCLUDE (date, hour) FROM "
-                f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true){clause}"
-            )
+            con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {_from(con, snap, listing)}{clause}")
     except DataError:
         con.close()
         raise
@@ -292,10 +315,12 @@ def compact(ws_or_root: Any, endpoint: str, day: str | date, *, min_files: int =
     except ValueError:
         raise ValidationError(f"date {day!r} is not an ISO date (YYYY-MM-DD)", field="date", rule="date") from None
     ddir = endpoint_dir(root, endpoint) / f"date={the_day.isoformat()}"
+    # Files of a segment still in the journal stay as they are: a query tells them apart by name.
+    pending = tuple(f"part-{sid}-" for sid in journal_segment_ids(root))
     before = after = rows = 0
     for hdir in sorted(ddir.glob("hour=*")):
         _finish_intents(hdir)
-        files = sorted(hdir.glob("*.parquet"))
+        files = [f for f in sorted(hdir.glob("*.parquet")) if not (pending and f.name.startswith(pending))]
         before += len(files)
         if len(files) < min_files:
             after += len(files)

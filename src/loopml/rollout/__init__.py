@@ -1,7 +1,14 @@
 """Online analysis and control of rollouts: promote, advance, hold or roll back on evidence."""
 
 from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison, two_proportion_test
-from loopml.rollout._controller import Decision, analyze_rollout, controller_tick, shadow_endpoint
+from loopml.rollout._controller import (
+    Decision,
+    analyze_endpoint,
+    analyze_rollout,
+    analyze_running,
+    controller_tick,
+    shadow_endpoint,
+)
 from loopml.rollout._history import Answer, Served, served_between, who_answered
 
 __all__ = [
@@ -9,7 +16,9 @@ __all__ = [
     "Decision",
     "Served",
     "SignalResult",
+    "analyze_endpoint",
     "analyze_rollout",
+    "analyze_running",
     "compare_versions",
     "controller_tick",
     "metric_comparison",

@@ -3,12 +3,20 @@
 Each signal is judged on two things, never a raw difference alone: a
 statistical test (is the gap real?) and a minimum effect (is it big enough to
 matter?). Below a minimum sample the signal says ``insufficient`` and the
-rollout holds.
+rollout holds, with one exception: a candidate that fails requests the
+baseline does not is rolled back as soon as the evidence is conclusive.
+Below ``min_requests`` the error rate is judged by Fisher's exact test
+(exact at any sample size) against the stricter ``early_alpha`` (0.001): the
+controller looks every second, so each early look must be far stronger than
+``alpha`` to keep false rollbacks rare. A candidate failing every request
+breaches on its first handful of requests; one failing a fifth of them on a
+few dozen. ``early_alpha=0`` turns this off.
 
 | signal               | test                                   | breach when                                  |
 |----------------------|----------------------------------------|----------------------------------------------|
 | error rate           | two-proportion z-test, one-sided       | p < alpha and increase > max_error_rate_increase |
-| latency p95          | Mann-Whitney U, one-sided              | p < alpha and p95 ratio > max_latency_ratio  |
+| (below min_requests) | Fisher's exact test, one-sided          | p < early_alpha and increase > max_error_rate_increase |
+| latency p95          | Mann-Whitney U, one-sided, per model call | p < alpha and p95 ratio > max_latency_ratio |
 | prediction divergence| chi-square homogeneity on binned outputs | p < alpha and Jensen-Shannon > max_divergence |
 | model metric (labels)| two-proportion z (accuracy) / Welch t (abs error) | p < alpha and drop > max_metric_drop |
 """
@@ -63,6 +71,9 @@ def _error_rate(base: pd.DataFrame, cand: pd.DataFrame, cfg: dict[str, Any]) -> 
     ec = int((cand["status"] >= 500).sum()) if nc else 0
     rb, rc = (eb / nb if nb else None), (ec / nc if nc else None)
     if nc < cfg["min_requests"] or nb == 0:
+        early = _early_error_breach(ec, nc, eb, nb, cfg)
+        if early is not None:
+            return early
         return SignalResult("error_rate", "insufficient", rb, rc, None, None, nb, nc,
                             f"{nc} candidate requests, need {cfg['min_requests']}")
     _, p = two_proportion_test(ec, nc, eb, nb)
@@ -72,18 +83,53 @@ def _error_rate(base: pd.DataFrame, cand: pd.DataFrame, cfg: dict[str, Any]) -> 
                         f"candidate {rc:.2%} vs baseline {rb:.2%} errors (p={p:.3g})")
 
 
+def _early_error_breach(ec: int, nc: int, eb: int, nb: int, cfg: dict[str, Any]) -> SignalResult | None:
+    """A breach on fewer than ``min_requests`` candidate requests when Fisher's exact test is conclusive."""
+    alpha = float(cfg.get("early_alpha") or 0.0)
+    if alpha <= 0 or nb == 0 or nc == 0 or ec == 0:
+        return None
+    rb, rc = eb / nb, ec / nc
+    increase = rc - rb
+    if increase <= cfg["max_error_rate_increase"]:
+        return None
+    p = float(stats.fisher_exact([[ec, nc - ec], [eb, nb - eb]], alternative="greater")[1])
+    if p >= alpha:
+        return None
+    return SignalResult("error_rate", "breach", rb, rc, p, increase, nb, nc,
+                        f"candidate {rc:.2%} vs baseline {rb:.2%} errors on {nc} candidate requests, before "
+                        f"min_requests {cfg['min_requests']}: conclusive (Fisher p={p:.3g} < early_alpha {alpha:g})",
+                        extra={"early": True})
+
+
+def _per_call(frame: pd.DataFrame) -> np.ndarray:
+    """Latencies of a version's successful requests, one per model call.
+
+    Requests scored in one micro-batch finish together and share one latency; a split draws a
+    version per batch (``loopml.serve``), so under load a version's requests come in such groups,
+    and counting each request as a sample would overstate the evidence (and the test's p). A
+    request's finish time (arrival + latency, to the millisecond) identifies its call; each call
+    counts once, at its median latency. Without an arrival time every request counts.
+    """
+    ok = frame.loc[frame["status"] < 500]
+    latency = ok["latency_ms"].to_numpy(dtype=float)
+    if "ts" not in ok.columns or len(ok) < 2:
+        return latency
+    arrived = (pd.to_datetime(ok["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    done = np.round(arrived * 1000.0 + latency).astype(np.int64)
+    return pd.Series(latency).groupby(done).median().to_numpy(dtype=float)
+
+
 def _latency(base: pd.DataFrame, cand: pd.DataFrame, cfg: dict[str, Any]) -> SignalResult:
-    lb = base.loc[base["status"] < 500, "latency_ms"].to_numpy(dtype=float)
-    lc = cand.loc[cand["status"] < 500, "latency_ms"].to_numpy(dtype=float)
+    lb, lc = _per_call(base), _per_call(cand)
     if len(lc) < cfg["min_requests"] // 2 or len(lb) < 10:
         return SignalResult("latency_p95", "insufficient", None, None, None, None, len(lb), len(lc),
-                            f"{len(lc)} successful candidate requests")
+                            f"{len(lc)} successful candidate model calls")
     pb, pc = float(np.percentile(lb, 95)), float(np.percentile(lc, 95))
     p = float(stats.mannwhitneyu(lc, lb, alternative="greater").pvalue)
     ratio = pc / pb if pb > 0 else math.inf
     breach = p < cfg["alpha"] and ratio > cfg["max_latency_ratio"]
     return SignalResult("latency_p95", "breach" if breach else "ok", pb, pc, p, ratio, len(lb), len(lc),
-                        f"p95 {pc:.1f} ms vs {pb:.1f} ms (x{ratio:.2f}, p={p:.3g})")
+                        f"p95 {pc:.1f} ms vs {pb:.1f} ms over {len(lc)} / {len(lb)} model calls (x{ratio:.2f}, p={p:.3g})")
 
 
 def _binned(values_b: np.ndarray, values_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,21 @@ started, the last analysis) is on the rollout row, so a controller killed
 mid-rollout resumes from the store on restart, and deciding twice on the
 same data gives the same answer (no traffic flapping).
 
+Cadence: :func:`analyze_running` is cheap enough to call every second (one
+indexed read when no rollout runs; the scheduler does so on its own thread).
+Each running rollout gets a *full* analysis every ``interval_s`` (10 s) at
+``alpha``, which may hold, advance, promote or roll back, and a *quick look*
+at every call in between, which only rolls back, and only on conclusive
+evidence (p < ``early_alpha`` = 0.001, the Haybittle-Peto rule of interim
+looks in trials). So a clear breach is acted on within a second or two of
+its rows reaching the log, while looking ten times as often does not
+multiply false rollbacks: judged at ``alpha`` every second, a healthy
+candidate was rolled back on chance latency and divergence gaps in the
+breach bench (bench/rollout/RESULTS.md). A quick look that finds nothing
+stores nothing; a full hold that says what the previous one said replaces
+it in the evidence (``first_ts``, ``analyses``); every decision that moves
+traffic is stored in full.
+
 Blue-green switches only to a standby that scored rows: the serving
 processes health-check the standby where they load it and store the verdict
 on the rollout; the controller loads and checks it too. A breach anywhere
@@ -24,6 +39,7 @@ import pandas as pd
 from loopml.deploy import (
     RolloutRecord,
     advance,
+    get_rollout,
     list_rollouts,
     promote,
     record_evidence,
@@ -31,12 +47,12 @@ from loopml.deploy import (
     rollback,
     shadow_endpoint_name,
 )
-from loopml.kernel.exceptions import LoopmlError
+from loopml.kernel.exceptions import DeploymentError, LoopmlError
 from loopml.kernel.types import utcnow
 from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison
 from loopml.workspace import Workspace
 
-__all__ = ["Decision", "analyze_rollout", "controller_tick", "shadow_endpoint"]
+__all__ = ["Decision", "analyze_rollout", "analyze_running", "controller_tick", "shadow_endpoint"]
 
 log = logging.getLogger("loopml.rollout")
 _COLUMNS = ["request_id", "ts", "model_version", "status", "latency_ms", "prediction"]
@@ -86,33 +102,39 @@ def _last_analysis(r: RolloutRecord) -> datetime | None:
 
 
 def analyze_rollout(ws: Workspace, r: RolloutRecord, *, now: datetime | None = None, force: bool = False) -> Decision:
-    """One analysis of a running rollout, applied (traffic moved, evidence stored)."""
+    """One look at a running rollout, applied (traffic moved, evidence stored).
+
+    A full analysis every ``interval_s`` (or when ``force``d) judges at ``alpha`` and may hold,
+    advance, promote or roll back. A look in between is *quick*: it judges at ``early_alpha`` and can
+    only roll back, on conclusive evidence; when nothing is conclusive it is a ``skip`` and stores
+    nothing. Blue-green (a health check, not a test on samples) and rollouts without ``early_alpha``
+    have no quick looks.
+    """
     now = now or utcnow()
     cfg = r.config
     last = _last_analysis(r)
-    if not force and last is not None and (now - last).total_seconds() < float(cfg["interval_s"]):
+    full = force or last is None or (now - last).total_seconds() >= float(cfg["interval_s"])
+    early_alpha = float(cfg.get("early_alpha") or 0.0)
+    if not full and (early_alpha <= 0 or r.strategy == "blue-green"):
         return Decision(r.endpoint, r.id, "skip", "analysed less than interval_s ago", [])
-    with_labels = bool(cfg.get("metric"))
-    signals: list[SignalResult]
-    if r.strategy == "blue-green":
-        signals = [_standby_health(ws, r)]
+    signals = _signals(ws, r, cfg if full else {**cfg, "alpha": min(early_alpha, float(cfg["alpha"]))})
+    if full:
+        action, reason = _decide(r, signals, _elapsed(r, now))
     else:
-        main = _window(ws, r.endpoint, r.step_started_at, with_labels)
-        base = main[main["model_version"] == r.baseline_version]
-        if r.strategy == "shadow":
-            cand = _window(ws, shadow_endpoint(r.endpoint), r.step_started_at, with_labels)
-            cand = cand[cand["model_version"] == r.candidate_version]
-        else:
-            cand = main[main["model_version"] == r.candidate_version]
-        if r.strategy == "ab":
-            signals = [*compare_versions(base, cand, cfg, with_labels=False), metric_comparison(base, cand, cfg)]
-        else:
-            signals = compare_versions(base, cand, cfg, with_labels=with_labels)
-    action, reason = _decide(r, signals, _elapsed(r, now))
+        breaches = [s for s in signals if s.status == "breach"]
+        if not breaches:
+            return Decision(r.endpoint, r.id, "skip",
+                            f"quick look (p < early_alpha {early_alpha:g}): nothing conclusive; full analysis every "
+                            f"{float(cfg['interval_s']):g}s", [s.to_dict() for s in signals])
+        action = "rollback"
+        reason = "; ".join(f"{s.name} breached: {s.detail}" for s in breaches) + (
+            f" (quick look between analyses: p < early_alpha {early_alpha:g})")
     evidence = {
         "ts": now.isoformat(), "step": r.step, "candidate_weight": r.candidate_weight,
         "window_start": r.step_started_at.isoformat(), "signals": [s.to_dict() for s in signals],
-        "decision": action, "reason": reason,
+        "decision": action, "reason": reason, "look": "full" if full else "quick",
+        # What a repeated hold must match to replace the last entry instead of adding one.
+        "state": f"{action}|{r.step}|" + ",".join(f"{s.name}={s.status}" for s in signals),
     }
     if action == "rollback":
         rollback(ws, r.endpoint, reason=reason, evidence=evidence)
@@ -121,8 +143,38 @@ def analyze_rollout(ws: Workspace, r: RolloutRecord, *, now: datetime | None = N
     elif action == "advance":
         advance(ws, r.endpoint, evidence=evidence)
     else:
-        record_evidence(ws, r.id, evidence)
+        record_evidence(ws, r.id, evidence, collapse=True)
     return Decision(r.endpoint, r.id, action, reason, evidence["signals"])
+
+
+def analyze_endpoint(ws: Workspace, endpoint: str) -> Decision:
+    """Analyse the endpoint's running rollout once, now, and apply the decision (``rollout analyze``).
+
+    Raises:
+        DeploymentError: the endpoint has no running rollout.
+    """
+    r = get_rollout(ws, endpoint)
+    if r is None or r.status != "running":
+        state = "no rollout" if r is None else f"rollout {r.id} is {r.status}"
+        raise DeploymentError(f"endpoint {endpoint!r} has nothing to analyse: {state}")
+    return analyze_rollout(ws, r, force=True)
+
+
+def _signals(ws: Workspace, r: RolloutRecord, cfg: dict[str, Any]) -> list[SignalResult]:
+    """Every signal of the rollout's current step window, judged with ``cfg``."""
+    if r.strategy == "blue-green":
+        return [_standby_health(ws, r)]
+    with_labels = bool(cfg.get("metric"))
+    main = _window(ws, r.endpoint, r.step_started_at, with_labels)
+    base = main[main["model_version"] == r.baseline_version]
+    if r.strategy == "shadow":
+        cand = _window(ws, shadow_endpoint(r.endpoint), r.step_started_at, with_labels)
+        cand = cand[cand["model_version"] == r.candidate_version]
+    else:
+        cand = main[main["model_version"] == r.candidate_version]
+    if r.strategy == "ab":
+        return [*compare_versions(base, cand, cfg, with_labels=False), metric_comparison(base, cand, cfg)]
+    return compare_versions(base, cand, cfg, with_labels=with_labels)
 
 
 def _standby_health(ws: Workspace, r: RolloutRecord) -> SignalResult:
@@ -184,20 +236,36 @@ def _release_due(r: RolloutRecord, now: datetime) -> bool:
             and not any(e.get("kind") == "release" for e in r.evidence))
 
 
-def controller_tick(ws: Workspace, *, now: datetime | None = None) -> list[Decision]:
-    """Analyse every running rollout that is due, and release old versions kept warm past ``keep_warm_s``.
+def analyze_running(ws: Workspace, *, now: datetime | None = None,
+                    rollouts: list[RolloutRecord] | None = None) -> list[Decision]:
+    """Analyse every running rollout that is due (``skip`` for one analysed less than ``interval_s`` ago).
 
-    One failing rollout never blocks the others.
+    One indexed read (rollouts by status) when none is running, so it can run every second;
+    ``rollouts``: the running ones, when the caller has just read them. One failing rollout never
+    blocks the others.
     """
     now = now or utcnow()
     decisions = []
+    if rollouts is None:
+        rollouts = list_rollouts(ws, status="running")  # at most one per endpoint, always its latest
+    for r in rollouts:
+        try:
+            decisions.append(analyze_rollout(ws, r, now=now))
+        except LoopmlError:
+            log.exception("rollout %s on %s could not be analysed", r.id, r.endpoint)
+    return decisions
+
+
+def controller_tick(ws: Workspace, *, now: datetime | None = None, analyse: bool = True) -> list[Decision]:
+    """Analyse every running rollout that is due, and release old versions kept warm past ``keep_warm_s``.
+
+    ``analyse=False`` only releases (the scheduler's main tick, when :func:`analyze_running` has its own
+    faster loop). One failing rollout never blocks the others.
+    """
+    now = now or utcnow()
+    decisions = analyze_running(ws, now=now) if analyse else []
     for r in list_rollouts(ws, latest_only=True):
-        if r.status == "running":
-            try:
-                decisions.append(analyze_rollout(ws, r, now=now))
-            except LoopmlError:
-                log.exception("rollout %s on %s could not be analysed", r.id, r.endpoint)
-        elif _release_due(r, now):
+        if r.status != "running" and _release_due(r, now):
             try:
                 done = release_standby(ws, r.endpoint, now=now)
             except LoopmlError:

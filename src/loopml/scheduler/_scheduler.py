@@ -6,7 +6,10 @@ exactly-once per slot whatever the number of schedulers (see
 ``loopml.trigger``), so a restart neither double-fires nor loses a due job.
 A monitor that raises is logged and skipped: the others still run.
 Training runs execute on their own worker thread so a long run never
-delays monitoring, and notifications go out on a third. A runner renews
+delays monitoring, and notifications go out on a third. Running rollouts
+are analysed on a fourth, every ``rollout_tick_s`` (1 s): a breach is rolled
+back within seconds even while a long monitor pass runs, and with no
+rollout running each look is one indexed read. A runner renews
 the lease of the request it executes; a request left ``running`` by a
 runner that died is taken over once that lease expires, and a recipe that
 raises anything marks its request failed instead of stopping the runner.
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from loopml.kernel.exceptions import LoopmlError
+from loopml.kernel.exceptions import LoopmlError, ValidationError
 from loopml.kernel.types import utcnow
 from loopml.metadata.leases import acquire_lease, lease_holder, release_lease
 from loopml.monitor.alerts import NotificationDispatcher, deliver_pending
@@ -128,13 +131,21 @@ class Scheduler:
 
     def __init__(
         self, ws: Workspace, *, holder: str | None = None, tick_s: float = 5.0,
-        lease_ttl_s: float | None = None, execute_runs: bool = True,
+        lease_ttl_s: float | None = None, execute_runs: bool = True, rollout_tick_s: float | None = 1.0,
     ) -> None:
+        """``rollout_tick_s``: how often :meth:`run_forever` looks at running rollouts on their own thread
+        (None or 0: only on the main tick, every ``tick_s``)."""
         self.ws = ws
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.tick_s = tick_s
         self.lease_ttl_s = lease_ttl_s or max(3 * tick_s, 15.0)
         self.execute_runs = execute_runs
+        self.rollout_tick_s = float(rollout_tick_s or 0.0)
+        if self.rollout_tick_s < 0:
+            raise ValidationError(f"rollout_tick_s must be >= 0 seconds, got {rollout_tick_s!r}",
+                                  field="rollout_tick_s", rule="min")
+        #: True while run_forever's rollout thread analyses running rollouts (the main tick then only releases)
+        self._rollout_thread = False
         self._stop = threading.Event()
         self._work = threading.Event()
 
@@ -160,13 +171,34 @@ class Scheduler:
         from loopml.rollout import controller_tick
 
         try:  # the controller keeps its state on the rollout rows: a restart resumes where it was
-            report.rollout_decisions = controller_tick(self.ws, now=now)
+            report.rollout_decisions = controller_tick(self.ws, now=now, analyse=not self._rollout_thread)
         except Exception:
             log.exception("rollout controller failed")
         report.fired = check_triggers(self.ws, now=now)
         if report.fired:
             self._work.set()
         return report
+
+    def rollout_tick(self, *, now: datetime | None = None) -> list[Any]:
+        """Analyse the running rollouts that are due, if this scheduler leads; their decisions.
+
+        With none running this is one indexed read. The lease is only checked here, never renewed:
+        if the main loop stalls, its lease lapses and a standby takes over everything, rollouts too.
+        """
+        from loopml.deploy import list_rollouts
+        from loopml.rollout import analyze_running
+
+        running = list_rollouts(self.ws, status="running")
+        if not running or lease_holder(self.ws.store, LEASE, now=now) != self.holder:
+            return []
+        return analyze_running(self.ws, now=now, rollouts=running)
+
+    def _run_rollouts(self) -> None:
+        while not self._stop.wait(self.rollout_tick_s):
+            try:
+                self.rollout_tick()
+            except Exception:  # a database hiccup: look again next second
+                log.exception("rollout controller tick failed; retrying")
 
     def run_once(self, *, now: datetime | None = None) -> TickReport:
         """One tick, then every queued run request, then one delivery pass of the outbox (``--once``, cron)."""
@@ -196,6 +228,11 @@ class Scheduler:
         worker = threading.Thread(target=self._run_worker, name="loopml-runs", daemon=True) if self.execute_runs else None
         if worker:
             worker.start()
+        rollouts = None
+        if self.rollout_tick_s > 0:
+            self._rollout_thread = True
+            rollouts = threading.Thread(target=self._run_rollouts, name="loopml-rollouts", daemon=True)
+            rollouts.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -208,6 +245,9 @@ class Scheduler:
             self._work.set()
             if worker:
                 worker.join(timeout=5)
+            if rollouts:
+                rollouts.join(timeout=5)
+                self._rollout_thread = False
             release_lease(self.ws.store, LEASE, self.holder)
 
     def stop(self) -> None:

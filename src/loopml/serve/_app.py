@@ -36,7 +36,7 @@ from loopml.kernel.types import new_id
 from loopml.serve._batcher import Job, MicroBatcher
 from loopml.serve._codecs import parse_invocations, parse_oip
 from loopml.serve._config import ServeConfig
-from loopml.serve._metrics import Counter, Gauge, Histogram, Registry
+from loopml.serve._metrics import Counter, CounterFunc, Gauge, Histogram, Registry
 from loopml.serve._openapi import openapi_document
 from loopml.serve._records import PredictionRecord, PredictionSink
 from loopml.serve._router import (
@@ -118,6 +118,11 @@ class ServeApp:
                                       for s in e.router.models()}))
         m.add(Gauge("loopml_serve_model_swaps", "Model version swaps since start (hot swap).", ("endpoint",),
                     callback=lambda: {(n,): float(getattr(e.router, "swaps", 0)) for n, e in self.endpoints.items()}))
+        m.add(CounterFunc("loopml_serve_shadow_dropped_total",
+                          "Shadow copies of requests dropped because the shadow lane was behind, by endpoint.",
+                          ("endpoint",), callback=lambda: {(n,): float(e.batcher.shadow_dropped)
+                                                           for n, e in self.endpoints.items()
+                                                           if e.batcher is not None and e.batcher.shadow is not None}))
         m.add(Gauge("loopml_serve_prediction_log_lag_seconds",
                     "Age of the oldest prediction-log record not yet written (0 without a log).",
                     callback=self._sink_lag))
@@ -320,7 +325,8 @@ class ServeApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
         for ep in self.endpoints.values():
-            shadow = getattr(ep.router, "shadow_models", None)  # a traffic policy may name shadow versions
+            # A traffic policy may name shadow versions; shadow_for_batch samples its shadow_fraction.
+            shadow = getattr(ep.router, "shadow_for_batch", None) or getattr(ep.router, "shadow_models", None)
             shadow_name = None
             if shadow is not None:
                 from loopml.deploy import shadow_endpoint_name
@@ -348,10 +354,16 @@ class ServeApp:
 
     def _on_batch_for(self, name: str) -> Any:
         rows_h, reqs_h, key = self.m_batch_rows, self.m_batch_reqs, (name,)
+        # A weighted split draws once per batch (PolicyRouter.next_batch): one model call per batch.
+        next_batch = getattr(self.endpoints[name].router, "next_batch", None)
+        if next_batch is not None:
+            next_batch()  # from the first request on, not only from the first batch
 
         def on_batch(rows: int, requests: int) -> None:
             rows_h.observe(key, rows)
             reqs_h.observe(key, requests)
+            if next_batch is not None:
+                next_batch()
 
         return on_batch
 

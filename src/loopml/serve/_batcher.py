@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from loopml.kernel.exceptions import BadRequest, Overloaded
-from loopml.serve._records import MatrixColumns, PredictionRecord, PredictionSink
+from loopml.serve._records import MatrixColumns, PredictionBatch, PredictionRecord, PredictionSink
 from loopml.serve._router import ServedModel
 from loopml.serve._validation import Frame, combine_frames
 
@@ -331,6 +331,15 @@ class MicroBatcher:
              latencies_ms: list[float] | None = None) -> None:
         now = time.perf_counter()
         endpoint = endpoint or self.endpoint
+        submit_batch = getattr(self.sink, "submit_batch", None)
+        if submit_batch is not None:
+            batch = _columnar(jobs, results, endpoint, now, latencies_ms)
+            if batch is not None:
+                try:
+                    submit_batch(batch)
+                except Exception:  # the log must never take serving down
+                    log.exception("prediction sink rejected a batch of %d requests", len(jobs))
+                return
         records = []
         for i, (j, r) in enumerate(zip(jobs, results, strict=True)):
             s = j.served
@@ -354,6 +363,46 @@ class MicroBatcher:
             self.sink.submit(records)  # type: ignore[union-attr]
         except Exception:  # the log must never take serving down
             log.exception("prediction sink rejected %d records", len(records))
+
+
+def _columnar(jobs: list[Job], results: list[Result], endpoint: str, now: float,
+              latencies_ms: list[float] | None) -> PredictionBatch | None:
+    """The batch in columns for ``submit_batch``; None when records are needed.
+
+    Records remain for the rare batches this shape does not cover: an error, a
+    version swap or split inside the batch, or inputs that are not one numeric matrix.
+    """
+    s = jobs[0].served
+    if any(r.error is not None for r in results) or any(j.served is not s or j.frame.matrix is None for j in jobs):
+        return None
+    sizes = [j.frame.n for j in jobs]
+    lat = np.array([(now - j.t0) * 1000.0 for j in jobs] if latencies_ms is None else latencies_ms, dtype=np.float64)
+    ts = np.array([j.ts for j in jobs], dtype=np.float64)
+    rids: Any = [j.request_id for j in jobs]
+    if len(jobs) == 1:
+        matrix, labels = jobs[0].frame.matrix, results[0].labels
+        proba = results[0].proba
+    else:
+        matrix = np.concatenate([j.frame.matrix for j in jobs])
+        labels = np.concatenate([np.asarray(r.labels) for r in results])
+        proba = None if results[0].proba is None else np.concatenate([r.proba for r in results])
+    total = int(matrix.shape[0])
+    if total == len(jobs):
+        row = np.zeros(total, dtype=np.int32)
+    else:
+        reps = np.asarray(sizes)
+        rids = np.repeat(np.array(rids, dtype=object), reps)
+        ts, lat = np.repeat(ts, reps), np.repeat(lat, reps)
+        row = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps).astype(np.int32)
+    outputs: dict[str, Any] = {"predict": labels}
+    if proba is not None:
+        outputs["predict_proba"] = proba
+        outputs["classes"] = s.classes_list
+    return PredictionBatch(
+        request_id=rids, row=row, ts=ts, endpoint=endpoint, model_name=s.name, model_version=s.version,
+        latency_ms=lat, status=200, error=None,
+        inputs=MatrixColumns(s.contract.names, s.contract.index, matrix), outputs=outputs,
+    )
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -14,7 +14,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
-__all__ = ["Counter", "Gauge", "Histogram", "Registry"]
+__all__ = ["Counter", "CounterFunc", "Gauge", "Histogram", "Registry"]
 
 LabelValues = tuple[str, ...]
 
@@ -75,6 +75,12 @@ class Gauge(Counter):
         if self.callback is not None:
             self.values = self.callback()
         return super().render()
+
+
+class CounterFunc(Gauge):
+    """A counter kept by someone else (e.g. the batcher's dropped shadow copies), read at scrape time."""
+
+    kind = "counter"
 
 
 class Histogram:

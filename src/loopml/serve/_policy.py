@@ -23,13 +23,26 @@ A :class:`PolicyRouter` serves a ``loopml.deploy`` endpoint. Invariants:
 - **Versions stay loaded while a policy names them** (reused across revisions,
   never reloaded): the old version kept as standby after a promotion answers a
   rollback at once.
-- **Weighted routing** draws a uniform number; **sticky** routing (A/B) hashes
-  the request key (``X-Request-Key``, else the configured ``key_field`` of the
-  payload, else the request id) with blake2b to ``[0, 1)`` over the routes in
-  policy order: the same key gets the same version while the weights stand.
+- **Weighted routing draws once per micro-batch**, not once per request, when
+  the server reports batch boundaries (:meth:`next_batch`, called as each batch
+  is formed): every request routed between two boundaries lands in the same
+  next batch, so holding one draw for them keeps each batch on one version and
+  one model call. Per-request draws split nearly every batch under load into
+  two smaller calls, paying the model's per-call cost twice (bench/serving/
+  routing/RESULTS.md). The draw is independent of how many requests the epoch
+  holds, so each version still gets its weight's share of requests; at low
+  load (one request per batch) it is a per-request draw. Without batch reports
+  (a router used on its own) every request draws. Either way ``route`` is O(1).
+- **Sticky** routing (A/B) hashes the request key (``X-Request-Key``, else the
+  configured ``key_field`` of the payload, else the request id) with blake2b to
+  ``[0, 1)`` over the routes in policy order: the same key gets the same version
+  while the weights stand (so A/B batches may mix versions: two model calls).
 - **Shadows never answer**: :meth:`route` only returns versions with weight > 0;
-  the batcher scores :meth:`shadow_models` after the response is sent and logs
-  their answers under ``loopml.deploy.shadow_endpoint_name(endpoint)``.
+  the batcher asks :meth:`shadow_for_batch` after each batch is answered, scores
+  the copies on its shadow thread (bounded: copies it cannot keep up with are
+  dropped and counted) and logs them under ``loopml.deploy.shadow_endpoint_name``.
+  The policy's ``shadow_fraction`` samples whole batches, so a 10% shadow costs
+  ~10% of the model calls, not a small call per batch.
 """
 
 from __future__ import annotations
@@ -71,10 +84,26 @@ class RoutingTable:
     standby: tuple[ServedModel, ...] = ()
     shadows: tuple[ServedModel, ...] = ()
     loaded: dict[int, ServedModel] = field(default_factory=dict)
+    #: share of answered batches the shadows also score
+    shadow_fraction: float = 1.0
 
     @property
     def single(self) -> ServedModel | None:
         return self.answering[0] if len(self.answering) == 1 else None
+
+
+def _pick(t: RoutingTable, u: float) -> ServedModel:
+    i = bisect_right(t.cumulative, u)
+    return t.answering[i if i < len(t.answering) else -1]
+
+
+def _fraction(value: Any) -> float:
+    """A stored ``shadow_fraction``; one out of (0, 1] (an older or hand-edited policy) means every batch."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return share if 0.0 < share <= 1.0 else 1.0
 
 
 class PolicyRouter:
@@ -113,6 +142,12 @@ class PolicyRouter:
         self.swaps = 0
         self.last_error: str | None = None
         self._random = random.random
+        #: batches whose copy the shadow sampling kept / left out (``shadow_fraction``)
+        self.shadow_batches = 0
+        self.shadow_skipped_batches = 0
+        # Batch-aligned draws: (table, version) held until the next batch boundary.
+        self._aligned = False
+        self._held: tuple[RoutingTable, ServedModel] | None = None
         revision, policy = fetch_policy()
         self.table = self._build(revision, dict(policy), {})
 
@@ -153,20 +188,49 @@ class PolicyRouter:
     # ------------------------------------------------------------ request path
 
     def route(self, request_key: str) -> ServedModel:
-        """The version that answers this request (never a shadow)."""
+        """The version that answers this request (never a shadow); O(1)."""
         t = self.table
         if len(t.answering) == 1:
             return t.answering[0]
-        u = sticky_bucket(request_key) if t.sticky else self._random()
-        i = bisect_right(t.cumulative, u)
-        return t.answering[i if i < len(t.answering) else -1]
+        if t.sticky:
+            return _pick(t, sticky_bucket(request_key))
+        if self._aligned:
+            held = self._held
+            if held is not None and held[0] is t:
+                return held[1]
+            served = _pick(t, self._random())
+            self._held = (t, served)
+            return served
+        return _pick(t, self._random())
+
+    def next_batch(self) -> None:
+        """A micro-batch was formed: requests routed from now on go to the next one, so draw anew.
+
+        Called by the server on its event loop (the thread ``route`` runs on), once as it starts the
+        endpoint's batcher and then as each batch is formed. The first call turns on batch-aligned
+        draws for this router.
+        """
+        self._aligned = True
+        self._held = None
+
+    def shadow_for_batch(self) -> tuple[ServedModel, ...]:
+        """The shadows that score a copy of the batch just answered: all of them for ``shadow_fraction``
+        of the batches (a uniform draw per batch), none for the others."""
+        t = self.table
+        if not t.shadows:
+            return ()
+        if t.shadow_fraction < 1.0 and self._random() >= t.shadow_fraction:
+            self.shadow_skipped_batches += 1
+            return ()
+        self.shadow_batches += 1
+        return t.shadows
 
     def models(self) -> list[ServedModel]:
         """Versions that answer now (weight > 0), in policy order."""
         return list(self.table.answering)
 
     def shadow_models(self) -> tuple[ServedModel, ...]:
-        """Versions that get a copy of every batch after it was answered."""
+        """Versions that score copies of answered batches (``shadow_fraction`` of them)."""
         return self.table.shadows
 
     def standby_models(self) -> tuple[ServedModel, ...]:
@@ -256,7 +320,7 @@ class PolicyRouter:
             cumulative=tuple(cumulative), sticky=bool(policy.get("sticky")),
             standby=tuple(table[v] for v in named_standby if v in table),
             shadows=tuple(table[int(v)] for v in policy.get("shadow", []) if int(v) in table),
-            loaded=table,
+            loaded=table, shadow_fraction=_fraction(policy.get("shadow_fraction", 1.0)),
         )
 
     def _health(self, version: int, health: HealthCheck) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 
-__all__ = ["MatrixColumns", "PredictionRecord", "PredictionSink"]
+__all__ = ["MatrixColumns", "PredictionBatch", "PredictionRecord", "PredictionSink"]
 
 
 @dataclass(slots=True)
@@ -51,12 +51,40 @@ class PredictionRecord:
         return len(self.inputs)
 
 
+class PredictionBatch(TypedDict):
+    """One model batch in columns: what ``submit_batch`` gets instead of one record per request.
+
+    Why: a record per request costs the log writer a Python loop per request;
+    a batch is converted to Arrow with one call per column. Per-row fields are
+    1-D sequences of the batch's row count; ``endpoint``, ``model_name``,
+    ``model_version``, ``status`` and ``error`` are shared by all rows. ``ts`` is
+    epoch seconds (float), ``row`` the index of the row within its request.
+    ``inputs`` is a :class:`MatrixColumns` over the stacked rows; ``outputs``
+    maps ``"predict"`` to labels and, for classifiers, ``"predict_proba"`` to an
+    ``(n, n_classes)`` array and ``"classes"`` to the class labels.
+    """
+
+    request_id: Sequence[str]
+    row: np.ndarray
+    ts: np.ndarray
+    endpoint: str
+    model_name: str | None
+    model_version: int | None
+    latency_ms: np.ndarray
+    status: int
+    error: str | None
+    inputs: MatrixColumns
+    outputs: dict[str, Any]
+
+
 @runtime_checkable
 class PredictionSink(Protocol):
     """Where records go. ``submit`` must return at once (no I/O on the caller's thread).
 
     Optional: a sink may expose ``lag_seconds() -> float`` (age of the oldest
-    record not yet written), shown on ``/metrics`` as the log-writer lag.
+    record not yet written), shown on ``/metrics`` as the log-writer lag, and
+    ``submit_batch(batch: PredictionBatch)``: then the server hands over a
+    batch of successful, all-numeric requests in columns rather than records.
     """
 
     def submit(self, records: list[PredictionRecord]) -> None: ...
