@@ -1,5 +1,6 @@
 """The CLI aimed at a running server (``LOOPML_SERVER_URL`` + ``LOOPML_TOKEN``): every verb checks the
-token user's roles, acts as that user, and the governance verbs go over HTTP."""
+token user's roles, acts as that user, and the governance verbs go over HTTP (the verbs that used to need
+the store: ``test_cli_remote_store_verbs.py``)."""
 
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def test_a_store_verb_acts_as_the_token_user_and_needs_the_store(live_sqlite: Li
     assert audit_log(live_sqlite.ws, action="dataset.ingest")[0].actor == "data_scientist"
     monkeypatch.delenv("LOOPML_DB_URL")
     monkeypatch.setenv("LOOPML_ROOT", str(tmp_path / "nowhere"))
-    alone = cli("data", "validate", "w", role="viewer")
+    alone = cli("models", "export", "churn/1", role="viewer")  # exports the model's artifact on this machine
     assert alone.exit_code == 1 and "has no REST counterpart" in alone.stderr and "LOOPML_DB_URL" in alone.stderr
     # the governance and read verbs need no store: they go over HTTP
     assert cli("audit", "log", "--json", role="viewer").exit_code == 0

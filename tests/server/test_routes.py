@@ -49,8 +49,10 @@ def test_deploy_and_drive_a_rollout(live: Live) -> None:
     first = c.post("/endpoints/churn-api/deploy", json={"model_ref": "churn/1"})
     assert first.status_code == 201 and first.json()["status"] == "promoted"
     canary = c.post("/endpoints/churn-api/deploy",
-                    json={"model_ref": "churn/2", "strategy": "canary", "options": {"steps": [0.2, 1.0]}}).json()
+                    json={"model_ref": "churn/2", "strategy": "canary",
+                          "options": {"steps": [0.2, 1.0], "early_alpha": 0.0005}}).json()
     assert canary["status"] == "running" and canary["candidate_weight"] == 0.2
+    assert canary["config"]["early_alpha"] == 0.0005
     assert c.get("/endpoints/churn-api/rollout").json()["rollout"]["id"] == canary["id"]
     assert c.post("/endpoints/churn-api/rollout/pause").json()["status"] == "paused"
     assert c.post("/endpoints/churn-api/rollout/resume", json={"reason": "checked"}).json()["status"] == "running"

@@ -10,14 +10,19 @@ anything, the server says who the token belongs to and what it may do in the
 server's project (``GET /whoami``), and the command's action from
 :data:`COMMAND_ACTIONS` (the same ``noun.verb`` actions the REST routes
 declare) is checked with :func:`loopml.governance.identity.authorize`. The
-command then acts as that user: over HTTP where it has a REST counterpart
-(``audit``, ``lineage``, ``approvals``, ``runs list|show|compare``,
-``models list|show|versions|history|alias``, ``data list|versions|show|ingest``,
-``deploy``, ``rollout status|history|who|promote|rollback|pause|resume``,
-``alerts list|ack``, ``triggers list|fire``: the server checks again), else on
-the shared store
-(``LOOPML_DB_URL``, ``LOOPML_ARTIFACTS_URL``) with the token's user as the
-actor, never a self-declared ``LOOPML_ACTOR``.
+command then acts as that user over HTTP (the server checks again): every
+verb of ``data``, ``runs``, ``models`` (but ``export``), ``deploy``, ``rollout``,
+``monitor``, ``predictions``, ``alerts``, ``triggers``, ``approvals``,
+``lineage``, ``trace``, ``audit``, ``privacy`` and ``users``. Files a verb
+reads (a dataset, labels, a contract, a monitor spec, a recipe) are read here
+and sent. The rest need the shared store (``LOOPML_DB_URL``,
+``LOOPML_ARTIFACTS_URL``) and act on it with the token's user as the actor,
+never a self-declared ``LOOPML_ACTOR``: ``run`` and ``score`` (they execute
+here), ``models export`` (writes a file from the model's artifact),
+``triggers fire --run`` (runs the request here) and ``tokens`` (the REST
+routes list one user's tokens and issue them to admins only, where the CLI
+lists everyone's and lets users create their own). ``data ingest --query``
+is refused: it reads a database from this machine, which a server cannot.
 
 Commands whose action is ``None`` start the platform's own processes on the
 host that holds the store (``server``, ``up``, ``scheduler``, ``serve``,

@@ -1,4 +1,8 @@
-"""``loopml models card REF``: a model version's card as Markdown or self-contained HTML."""
+"""``loopml models card REF``: a model version's card as Markdown or self-contained HTML.
+
+With ``LOOPML_SERVER_URL`` set the card's data (and any ``--set`` edit) goes over HTTP; it is rendered here
+with the same templates, so the text is the same as from the store.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, workspace
+from loopml.cli._common import console, handle_errors, print_json, remote, workspace
 from loopml.kernel.exceptions import ValidationError
 
 
@@ -23,7 +27,7 @@ def register_card(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the card's data as JSON."),
     ) -> None:
         """Render a model version's card (intended use, data, evaluation, fairness, gates, approvals, deployments, monitoring)."""
-        from loopml.governance.model_card import model_card, set_card_fields
+        from loopml.governance.model_card import ModelCard, model_card, set_card_fields
 
         if format not in ("md", "html"):
             raise ValidationError(f"format {format!r} is unknown; allowed: md, html", field="format", rule="enum")
@@ -33,8 +37,13 @@ def register_card(app: typer.Typer) -> None:
             if not sep:
                 raise ValidationError(f"--set {item!r} must read FIELD=VALUE", field="set", rule="format")
             fields[key.strip()] = value or None
-        ws = workspace()
-        found = set_card_fields(ws, ref, **fields) if fields else model_card(ws, ref)
+        client = remote()
+        if client is not None:
+            with client:
+                found = ModelCard(client.set_card_fields(ref, **fields) if fields else client.model_card(ref))
+        else:
+            ws = workspace()
+            found = set_card_fields(ws, ref, **fields) if fields else model_card(ws, ref)
         if json_out:
             print_json(found.to_dict())
             return

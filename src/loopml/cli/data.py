@@ -1,7 +1,9 @@
 """``loopml data``: ingest, list, show, validate, edit contracts, profile reports.
 
-With ``LOOPML_SERVER_URL`` set, ``ingest`` (of a file), ``list``, ``versions`` and ``show`` go over HTTP;
-the printers take the records' ``to_dict()`` shape, which is also what the server sends.
+With ``LOOPML_SERVER_URL`` set every verb goes over HTTP (``ingest`` uploads the file; ``--query`` reads a
+database from this machine and needs the store); a contract file (``validate --contract``, ``contract --edit``)
+is read here and its content sent. The printers take the records' ``to_dict()`` shape, which is also what the
+server sends.
 """
 
 from __future__ import annotations
@@ -168,23 +170,38 @@ def validate_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Check a version against its contract; exit 1 when it breaks a rule."""
-    from loopml.validate import validate_dataset
-
     contract = _read_contract(contract_file) if contract_file else None
+    client = remote()
     with console.status(f"validating {ref}", spinner="dots") if not json_out else _nullcontext():
-        report = validate_dataset(workspace(), ref, contract)
+        if client is not None:
+            with client:
+                report = client.validate_dataset(ref, contract)
+        else:
+            from loopml.validate import validate_dataset
+
+            report = validate_dataset(workspace(), ref, contract).to_dict()
     if json_out:
-        print_json(report.to_dict())
+        print_json(report)
     else:
-        if report.failures:
-            print_table(f"{ref}: {len(report.errors)} failed rule(s), {len(report.warnings)} warning(s)",
+        failures = report["failures"]
+        if failures:
+            print_table(f"{ref}: {report['n_errors']} failed rule(s), {report['n_warnings']} warning(s)",
                         ["column", "rule", "severity", "rows", "examples", "message"],
-                        [(f.column, f.rule, f.severity, f.count,
-                          ", ".join(f"row {e['row']}: {e['value']!r}" for e in f.examples), f.message)
-                         for f in report.failures])
-        console.print(("[green]valid[/green]: " if report.ok else "[red]invalid[/red]: ") + report.summary())
-    if not report.ok:
+                        [(f["column"], f["rule"], f["severity"], f["count"],
+                          ", ".join(f"row {e['row']}: {e['value']!r}" for e in f["examples"]), f["message"])
+                         for f in failures])
+        console.print(("[green]valid[/green]: " if report["ok"] else "[red]invalid[/red]: ") + _summary(report))
+    if not report["ok"]:
         raise typer.Exit(1)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """``ValidationReport.summary()`` from its dict."""
+    failures = report["failures"]
+    if not failures:
+        return f"all rules pass on {report['n_rows']} rows"
+    return (f"{report['n_errors']} rule(s) failed, {report['n_warnings']} warning(s) on {report['n_rows']} rows: "
+            + "; ".join(f["message"] for f in failures[:3]))
 
 
 class _nullcontext:
@@ -215,10 +232,18 @@ def contract_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show a dataset's contract as YAML, or replace it from a file (audited)."""
-    from loopml.validate import get_contract, set_contract
+    from loopml.validate import Contract, get_contract, set_contract
 
-    ws = workspace()
-    contract = set_contract(ws, name, _read_contract(edit), reason=f"edited from {edit}") if edit else get_contract(ws, name)
+    given = _read_contract(edit) if edit else None
+    reason = f"edited from {edit}"
+    client = remote()
+    if client is not None:
+        with client:
+            data = client.set_contract(name, given, reason=reason) if given else client.get_contract(name)
+        contract = Contract.from_dict(data)
+    else:
+        ws = workspace()
+        contract = set_contract(ws, name, given, reason=reason) if given else get_contract(ws, name)
     if json_out:
         print_json(contract.to_dict())
     elif edit and not show:
@@ -235,24 +260,24 @@ def profile_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the profile JSON instead of writing HTML."),
 ) -> None:
     """A self-contained HTML profile: warnings first, then distributions, missing values, outliers."""
-    from loopml.ingest import get_dataset_version
-    from loopml.kernel.exceptions import NotFoundError
-    from loopml.validate import detect_issues, get_contract, render_profile_html, validate_dataset
+    from loopml.validate import profile_page, profile_summary
 
-    ws = workspace()
-    rec = get_dataset_version(ws, ref)
-    try:
-        contract = get_contract(ws, rec.name)
-    except NotFoundError:
-        contract = None
+    client = remote()
     if json_out:
-        issues = detect_issues(rec.profile, target=contract.target if contract else None)
-        print_json({"ref": rec.ref, "profile": rec.profile, "issues": [i.to_dict() for i in issues]})
+        if client is not None:
+            with client:
+                print_json(client.dataset_profile(ref))
+        else:
+            print_json(profile_summary(workspace(), ref))
         return
-    with console.status(f"profiling {rec.ref}", spinner="dots"):
-        report = validate_dataset(ws, rec, contract) if contract else None
-        html = render_profile_html(rec, contract=contract, report=report)
-    path = output or Path(f"{rec.name}-v{rec.version}.profile.html")
+    with console.status(f"profiling {ref}", spinner="dots"):
+        if client is not None:
+            with client:
+                filename, html = client.dataset_profile_html(ref)
+        else:
+            stem, html = profile_page(workspace(), ref)
+            filename = f"{stem}.profile.html"
+    path = output or Path(filename)
     try:
         path.write_text(html, encoding="utf-8")
     except OSError as exc:

@@ -1,15 +1,29 @@
-"""``loopml predictions``: read the prediction log, add ground truth, compact."""
+"""``loopml predictions``: read the prediction log, add ground truth, compact.
+
+With ``LOOPML_SERVER_URL`` set every verb goes over HTTP: ``query`` pages through the rows (``--output``
+downloads them as one Parquet/CSV file), ``feedback`` uploads the labels file. Rows print from their JSON
+form (times as ISO text, missing values empty), the same from the store or the server.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from loopml.cli._common import console, handle_errors, print_json, print_table, workspace
+from loopml.cli._common import console, handle_errors, print_json, print_table, remote, workspace
 from loopml.kernel.exceptions import ValidationError
 
 app = typer.Typer(help="The prediction log: query it, add feedback (true labels), compact it.", no_args_is_help=True)
+
+#: Columns the table leaves out (the JSON has them).
+_WIDE = ("endpoint", "inputs_json", "outputs_json")
+
+
+def _check_output(output: Path) -> None:
+    if output.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise ValidationError(f"--output {str(output)!r}: use a .parquet or .csv file", field="output", rule="format")
 
 
 @app.command("query")
@@ -24,29 +38,45 @@ def query(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show logged predictions of ENDPOINT in a time window."""
+    window: dict[str, Any] = {"since": since, "until": until, "model_version": model_version}
+    if output is not None:
+        _check_output(output)
+        rows = _export(endpoint, output, window)
+        if json_out:
+            print_json({"endpoint": endpoint, "rows": rows, "output": str(output)})
+        else:
+            console.print(f"Wrote {rows} rows of {endpoint!r} to {output}")
+        return
+    client = remote()
+    if client is not None:
+        with client:
+            records = client.query_predictions(endpoint, **window, limit=limit or None)
+    else:
+        from loopml.predictions import query_predictions
+        from loopml.predictions import json_records
+
+        records = json_records(query_predictions(workspace(), endpoint, **window, limit=limit or None))
+    if json_out:
+        print_json(records)
+        return
+    cols = [c for c in (records[0] if records else {}) if c not in _WIDE]
+    print_table(f"{endpoint}: {len(records)} rows", cols, [[r[c] for c in cols] for r in records])
+
+
+def _export(endpoint: str, output: Path, window: dict[str, Any]) -> int:
+    """Every matching row to ``output`` (Parquet or CSV by its suffix); the number of rows."""
+    client = remote()
+    if client is not None:
+        with client:
+            return client.export_predictions(endpoint, output, **window)
     from loopml.predictions import query_predictions
 
-    ws = workspace()
-    df = query_predictions(ws, endpoint, since=since, until=until, model_version=model_version,
-                           limit=None if (output or limit == 0) else limit)
-    if output is not None:
-        suffix = output.suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            df.to_parquet(output, index=False)
-        elif suffix == ".csv":
-            df.to_csv(output, index=False)
-        else:
-            raise ValidationError(f"--output {str(output)!r}: use a .parquet or .csv file", field="output", rule="format")
-        if json_out:
-            print_json({"endpoint": endpoint, "rows": len(df), "output": str(output)})
-        else:
-            console.print(f"Wrote {len(df)} rows of {endpoint!r} to {output}")
-        return
-    if json_out:
-        print_json(df.to_dict(orient="records"))
-        return
-    cols = [c for c in df.columns if c not in ("endpoint", "inputs_json", "outputs_json")]
-    print_table(f"{endpoint}: {len(df)} rows", cols, df[cols].itertuples(index=False))
+    df = query_predictions(workspace(), endpoint, **window)
+    if output.suffix.lower() == ".csv":
+        df.to_csv(output, index=False)
+    else:
+        df.to_parquet(output, index=False)
+    return len(df)
 
 
 @app.command("count")
@@ -58,9 +88,14 @@ def count(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Count logged predictions of ENDPOINT in a time window."""
-    from loopml.predictions import count_predictions
+    client = remote()
+    if client is not None:
+        with client:
+            n = client.count_predictions(endpoint, since=since, until=until)
+    else:
+        from loopml.predictions import count_predictions
 
-    n = count_predictions(workspace(), endpoint, since=since, until=until)
+        n = count_predictions(workspace(), endpoint, since=since, until=until)
     if json_out:
         print_json({"endpoint": endpoint, "count": n})
     else:
@@ -75,24 +110,21 @@ def feedback(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Store true labels for ENDPOINT's predictions (joined later by request id)."""
-    import pandas as pd
+    from loopml.predictions import read_feedback_file
 
-    from loopml.predictions import record_feedback
-
-    if not file.is_file():
-        raise ValidationError(f"--file {str(file)!r} does not exist", field="file", rule="exists")
-    suffix = file.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        labels = pd.read_parquet(file)
-    elif suffix == ".csv":
-        labels = pd.read_csv(file, dtype={"request_id": str})
+    labels = read_feedback_file(file)  # checked here either way: a bad file is refused before any upload
+    client = remote()
+    if client is not None:
+        with client:
+            result = client.record_feedback(endpoint, file)
     else:
-        raise ValidationError(f"--file {str(file)!r}: use a .csv or .parquet file", field="file", rule="format")
-    result = record_feedback(workspace(), endpoint, labels)
+        from loopml.predictions import record_feedback
+
+        result = record_feedback(workspace(), endpoint, labels).to_dict()
     if json_out:
         print_json(result)
     else:
-        console.print(f"Stored {result.rows} labels for {endpoint!r}")
+        console.print(f"Stored {result['rows']} labels for {endpoint!r}")
 
 
 @app.command("compact")
@@ -103,10 +135,16 @@ def compact_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Merge a day's small log files, one file per hour."""
-    from loopml.predictions import compact
+    client = remote()
+    if client is not None:
+        with client:
+            result = client.compact(endpoint, date)
+    else:
+        from loopml.predictions import compact
 
-    result = compact(workspace(), endpoint, date)
+        result = compact(workspace(), endpoint, date).to_dict()
     if json_out:
         print_json(result)
     else:
-        console.print(f"{endpoint} {result.date}: {result.files_before} files -> {result.files_after} ({result.rows} rows)")
+        console.print(f"{endpoint} {result['date']}: {result['files_before']} files -> {result['files_after']} "
+                      f"({result['rows']} rows)")

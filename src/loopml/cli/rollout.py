@@ -2,8 +2,8 @@
 
 A thin face over ``loopml.deploy`` (the rollout state) and ``loopml.rollout``
 (the online analysis; which versions served when, which version answered).
-With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN`` set, every verb but ``analyze``
-goes to the server's routes as the token's user; the printers take the records'
+With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN`` set, every verb goes to the
+server's routes as the token's user; the printers take the records'
 ``to_dict()`` shape, which is also what the server sends.
 """
 
@@ -212,21 +212,19 @@ def analyze(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Run the online analysis of the endpoint's rollout once, now, and apply its decision."""
-    from loopml.deploy import get_rollout
-    from loopml.kernel.exceptions import DeploymentError
-    from loopml.rollout import analyze_rollout
+    client = remote()
+    if client is not None:
+        with client:
+            decision = client.analyze_rollout(endpoint)
+    else:
+        from loopml.rollout import analyze_endpoint
 
-    ws = workspace()
-    r = get_rollout(ws, endpoint)
-    if r is None or r.status != "running":
-        state = "no rollout" if r is None else f"rollout {r.id} is {r.status}"
-        raise DeploymentError(f"endpoint {endpoint!r} has nothing to analyse: {state}")
-    decision = analyze_rollout(ws, r, force=True)
+        decision = analyze_endpoint(workspace(), endpoint).to_dict()
     if json_out:
-        print_json(decision.to_dict())
+        print_json(decision)
         return
-    _print_evidence({"ts": "now", "decision": decision.action, "reason": decision.reason,
-                     "signals": decision.signals})
+    _print_evidence({"ts": "now", "decision": decision["action"], "reason": decision["reason"],
+                     "signals": decision["signals"]})
 
 
 @app.command("who")

@@ -1,4 +1,7 @@
-"""``loopml trace REQUEST_ID``: everything behind one prediction (or ``--dataset REF``: everything downstream)."""
+"""``loopml trace REQUEST_ID``: everything behind one prediction (or ``--dataset REF``: everything downstream).
+
+With ``LOOPML_SERVER_URL`` set the trace comes over HTTP (JSON for the table, the server's DOT or Mermaid text).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    remote,
     workspace,
 )
 from loopml.kernel.exceptions import ValidationError
@@ -29,8 +33,6 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Same as --format json."),
     ) -> None:
         """From a prediction: version, run, code, data, gates, approvals, rollout. Or downstream of a dataset."""
-        from loopml.governance.trace import trace_dataset, trace_request
-
         fmt = "json" if json_out else format
         if fmt not in _FORMATS:
             raise ValidationError(f"format {format!r} is unknown; allowed: {', '.join(_FORMATS)}",
@@ -38,23 +40,32 @@ def register(app: typer.Typer) -> None:
         if (request_id is None) == (dataset is None):
             raise ValidationError("give a REQUEST_ID or --dataset NAME@VERSION (one of them)",
                                   field="request_id", rule="required")
-        ws = workspace()
-        result = trace_dataset(ws, dataset) if dataset else trace_request(ws, request_id, endpoint=endpoint)
+        client = remote()
+        if client is not None:
+            wire = "json" if fmt == "table" else fmt
+            with client:
+                found = (client.trace_dataset(dataset, format=wire) if dataset
+                         else client.trace_request(request_id, endpoint=endpoint, format=wire))
+        else:
+            from loopml.governance.trace import trace_dataset, trace_request
+
+            ws = workspace()
+            result = trace_dataset(ws, dataset) if dataset else trace_request(ws, request_id, endpoint=endpoint)
+            found = {"json": result.to_dict, "table": result.to_dict, "dot": result.to_dot,
+                     "mermaid": result.to_mermaid}[fmt]()
         if fmt == "json":
-            print_json(result.to_dict())
-        elif fmt == "dot":
-            typer.echo(result.to_dot(), nl=False)
-        elif fmt == "mermaid":
-            typer.echo(result.to_mermaid(), nl=False)
+            print_json(found)
+        elif fmt in ("dot", "mermaid"):
+            typer.echo(found, nl=False)
         elif dataset:
-            s = result.summary
+            s = found["summary"]
             rows = [("models", ", ".join(s["models"])), ("endpoints", ", ".join(s["endpoints"])),
                     ("rollouts", ", ".join(s["rollouts"])), ("prediction batches", ", ".join(s["prediction_batches"]))]
             rows += [("predictions", f"{w['predictions']} by {w['model_version']} on {w['endpoint']}")
                      for w in s["prediction_windows"]]
             print_table(f"downstream of {s['dataset_version']}", ["what", "which"], rows)
         else:
-            s = result.summary
+            s = found["summary"]
             run = s["run"] or {}
             rollout = s["rollout"] or {}
             approvals = "; ".join(

@@ -1,13 +1,16 @@
 """``loopml triggers``: what starts a continuous-training run.
 
-With ``LOOPML_SERVER_URL`` set, ``list`` and ``fire`` go over HTTP; the list printer takes the triggers'
-``to_dict()`` shape, which is also what the server sends.
+With ``LOOPML_SERVER_URL`` set every verb goes over HTTP (``fire --run`` runs the request here, so it needs
+the store); ``add`` reads and checks the recipe here and sends it: the paths it names (data, contract) must be
+readable where the server's scheduler runs. The printers take the records' ``to_dict()`` shape, which is also
+what the server sends.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -60,19 +63,26 @@ def add(
 ) -> None:
     """Add a trigger that runs RECIPE when it fires."""
     from loopml.recipes import load_spec
-    from loopml.trigger import add_trigger
 
     spec = load_spec(recipe)
     options = {"cron": cron, "dataset": dataset, "min_new_rows": min_new_rows, "on_drift": on_drift or None,
                "endpoint": endpoint, "rules": rule or None, "debounce_s": debounce_s}
-    config = {k: v for k, v in options.items() if v is not None}
-    record = add_trigger(workspace(), name, kind, recipe=spec.model_dump(by_alias=True, mode="json"),
-                         recipe_path=str(recipe.resolve()), config=config)
+    fields: dict[str, Any] = {"recipe": spec.model_dump(by_alias=True, mode="json"),
+                              "recipe_path": str(recipe.resolve()),
+                              "config": {k: v for k, v in options.items() if v is not None}}
+    client = remote()
+    if client is not None:
+        with client:
+            record = client.add_trigger(name, kind, **fields)
+    else:
+        from loopml.trigger import add_trigger
+
+        record = add_trigger(workspace(), name, kind, **fields).to_dict()
     if json_out:
         print_json(record)
     else:
-        due = f", next at {record.next_due_at:%Y-%m-%d %H:%M} UTC" if record.next_due_at else ""
-        console.print(f"trigger [bold]{record.name}[/bold] ({record.kind}) added{due}")
+        due = f", next at {_when(record['next_due_at'])[:16]} UTC" if record["next_due_at"] else ""
+        console.print(f"trigger [bold]{record['name']}[/bold] ({record['kind']}) added{due}")
 
 
 @app.command("fire")
@@ -111,21 +121,32 @@ def fire(
 @handle_errors
 def requests_(status: str = typer.Option(None, "--status"), json_out: bool = typer.Option(False, "--json")) -> None:
     """Run requests written by triggers, and the runs they started."""
-    from loopml.trigger import list_run_requests
+    client = remote()
+    if client is not None:
+        with client:
+            rows = client.list_run_requests(status=status)
+    else:
+        from loopml.trigger import list_run_requests
 
-    rows = list_run_requests(workspace(), status=status)
+        rows = [r.to_dict() for r in list_run_requests(workspace(), status=status)]
     if json_out:
         print_json(rows)
         return
     print_table("run requests", ["id", "status", "why", "run", "created", "error"],
-                [(r.id, r.status, r.context.get("type"), r.run_id, r.created_at, r.error) for r in rows])
+                [(r["id"], r["status"], r["context"].get("type"), r["run_id"], _when(r["created_at"]), r["error"])
+                 for r in rows])
 
 
 def _toggle(name: str, enabled: bool) -> None:
-    from loopml.trigger import set_trigger_enabled
+    client = remote()
+    if client is not None:
+        with client:
+            record = client.set_trigger_enabled(name, enabled)
+    else:
+        from loopml.trigger import set_trigger_enabled
 
-    record = set_trigger_enabled(workspace(), name, enabled)
-    console.print(f"trigger {record.name}: {'enabled' if record.enabled else 'disabled'}")
+        record = set_trigger_enabled(workspace(), name, enabled).to_dict()
+    console.print(f"trigger {record['name']}: {'enabled' if record['enabled'] else 'disabled'}")
 
 
 @app.command("enable")

@@ -2,12 +2,14 @@
 
 Run against the workspace directly (who can open the database is trusted
 with it, as in embedded mode). With ``LOOPML_SERVER_URL`` and ``LOOPML_TOKEN``
-set, the token's user must be an admin (``user.admin``, checked through the
-server's ``/whoami``) and is the actor the audit log names.
+set, every verb goes over HTTP: the token's user must be an admin
+(``user.admin``, checked by the CLI and again by the server) and is the actor
+the audit log names. The printers take the records' ``to_dict()`` shape.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import typer
@@ -17,11 +19,14 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
-    workspace,
 )
+from loopml.cli._remote import call
 
 app = typer.Typer(help="Users and their roles per project (viewer, data_scientist, ml_engineer, approver, admin).",
                   no_args_is_help=True)
+
+#: A service verb over HTTP (LOOPML_SERVER_URL) or on the workspace; its records as dicts.
+_call = partial(call, "loopml.governance.identity")
 
 
 def _roles_text(roles: dict[str, list[str]]) -> str:
@@ -34,6 +39,10 @@ def _parse_role(text: str) -> tuple[str, str]:
     return (project or "default"), role
 
 
+def _day(value: str) -> str:
+    return value[:10]
+
+
 @app.command("add")
 @handle_errors
 def add(
@@ -43,56 +52,48 @@ def add(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a user, with roles."""
-    from loopml.governance.identity import create_user
-
     roles: dict[str, list[str]] = {}
     for text in role:
         project, r = _parse_role(text)
         roles.setdefault(project, []).append(r)
-    record = create_user(workspace(), name, email=email, roles=roles)
+    record = _call("create_user", name, email=email, roles=roles)
     if json_out:
         print_json(record)
     else:
-        console.print(f"user [bold]{record.name}[/bold] created; roles: {_roles_text(record.roles)}")
+        console.print(f"user [bold]{record['name']}[/bold] created; roles: {_roles_text(record['roles'])}")
 
 
 @app.command("list")
 @handle_errors
 def list_(json_out: bool = typer.Option(False, "--json")) -> None:
     """Every user, with roles per project."""
-    from loopml.governance.identity import list_users
-
-    rows = list_users(workspace())
+    rows = _call("list_users")
     if json_out:
         print_json(rows)
         return
     print_table("users", ["name", "email", "active", "roles", "created"],
-                [(u.name, u.email, u.active, _roles_text(u.roles), f"{u.created_at:%Y-%m-%d}") for u in rows])
+                [(u["name"], u["email"], u["active"], _roles_text(u["roles"]), _day(u["created_at"])) for u in rows])
 
 
 @app.command("show")
 @handle_errors
 def show(name: str = typer.Argument(...), json_out: bool = typer.Option(False, "--json")) -> None:
     """One user, its roles and its tokens (never their secrets)."""
-    from loopml.governance.identity import get_user, list_tokens
-
-    ws = workspace()
-    record = get_user(ws, name)
-    tokens = list_tokens(ws, name)
+    record, tokens = _call("get_user", name), _call("list_tokens", name)
     if json_out:
-        print_json({**record.to_dict(), "tokens": [t.to_dict() for t in tokens]})
+        print_json({**record, "tokens": tokens})
         return
-    console.print(f"[bold]{record.name}[/bold] {record.email or ''} active={record.active}")
-    console.print(f"roles: {_roles_text(record.roles)}")
+    console.print(f"[bold]{record['name']}[/bold] {record['email'] or ''} active={record['active']}")
+    console.print(f"roles: {_roles_text(record['roles'])}")
     print_table("tokens", ["id", "name", "status", "expires"],
-                [(t.id, t.name, t.status, f"{t.expires_at:%Y-%m-%d}") for t in tokens])
+                [(t["id"], t["name"], t["status"], _day(t["expires_at"])) for t in tokens])
 
 
-def _show(record: Any, json_out: bool) -> None:
+def _show(record: dict[str, Any], json_out: bool) -> None:
     if json_out:
         print_json(record)
     else:
-        console.print(f"{record.name}: {_roles_text(record.roles)}")
+        console.print(f"{record['name']}: {_roles_text(record['roles'])}")
 
 
 @app.command("grant")
@@ -104,10 +105,7 @@ def grant_(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Give a user a role in a project."""
-    from loopml.governance.identity import grant
-
-    record = grant(workspace(), name, role, project)
-    _show(record, json_out)
+    _show(_call("grant", name, role, project), json_out)
 
 
 @app.command("revoke")
@@ -119,10 +117,7 @@ def revoke(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Take a role in a project away from a user."""
-    from loopml.governance.identity import revoke_role
-
-    record = revoke_role(workspace(), name, role, project)
-    _show(record, json_out)
+    _show(_call("revoke_role", name, role, project), json_out)
 
 
 @app.command("disable")
@@ -133,10 +128,8 @@ def disable(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Disable a user: its tokens stop working at once."""
-    from loopml.governance.identity import disable_user
-
-    record = disable_user(workspace(), name, reason=reason)
+    record = _call("disable_user", name, reason=reason)
     if json_out:
         print_json(record)
     else:
-        console.print(f"user [bold]{record.name}[/bold] disabled")
+        console.print(f"user [bold]{record['name']}[/bold] disabled")

@@ -84,10 +84,12 @@ def create_app(
     app.mount("/ui", create_ui(ws, auth=auth, project=project))
     app.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
-    upload_paths = (f"{API_PREFIX}/datasets/",)
-
     def limit_for(method: str, path: str) -> int:
-        if method == "POST" and path.startswith(upload_paths) and path.endswith("/versions"):
+        # File uploads: a dataset version, a feedback file.
+        if method == "POST" and (
+            (path.startswith(f"{API_PREFIX}/datasets/") and path.endswith("/versions"))
+            or (path.startswith(f"{API_PREFIX}/endpoints/") and path.endswith("/feedback"))
+        ):
             return max_upload_bytes
         return max_body_bytes
 

@@ -67,6 +67,54 @@ class IngestedOut(DatasetVersionOut):
     validation: JSON
 
 
+class ContractOut(_Out):
+    """A data contract (CONTRIBUTING.md shape)."""
+
+    version: int
+    columns: dict[str, JSON]
+    target: str | None
+
+
+class ContractIn(_In):
+    contract: JSON = Field(description="The contract: {version, columns: {name: rules}, target}")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ValidateIn(_In):
+    contract: JSON | None = Field(None, description="Check against this contract instead of the stored one")
+
+
+class RuleFailureOut(_Out):
+    column: str
+    rule: str
+    severity: str
+    count: int
+    message: str
+    examples: list[JSON]
+
+
+class ValidationReportOut(_Out):
+    ok: bool
+    n_rows: int
+    n_columns: int
+    n_errors: int
+    n_warnings: int
+    failures: list[RuleFailureOut]
+
+
+class IssueOut(_Out):
+    kind: str
+    severity: str
+    column: str | None
+    message: str
+
+
+class ProfileOut(_Out):
+    ref: str
+    profile: JSON
+    issues: list[IssueOut]
+
+
 # ---- runs -------------------------------------------------------------------
 
 
@@ -264,6 +312,16 @@ class AnswerOut(_Out):
     shadow: bool
 
 
+class DecisionOut(_Out):
+    """One analysis of a rollout and what it did: promote | advance | hold | rollback | skip | release."""
+
+    endpoint: str
+    rollout_id: int
+    action: str
+    reason: str
+    signals: list[JSON]
+
+
 class RolloutStatusOut(_Out):
     endpoint: str
     rollout: RolloutOut | None
@@ -275,6 +333,8 @@ class DeployOptions(_In):
     alias: str | None = Field(None, max_length=128)
     interval_s: float | None = Field(None, gt=0, le=86_400)
     alpha: float | None = Field(None, gt=0, lt=1)
+    early_alpha: float | None = Field(
+        None, ge=0, lt=1, description="Quick looks between analyses roll back at p < early_alpha; 0 turns them off")
     max_error_rate_increase: float | None = Field(None, ge=0, le=1)
     max_latency_ratio: float | None = Field(None, gt=0, le=1000)
     max_divergence: float | None = Field(None, ge=0, le=1)
@@ -287,6 +347,7 @@ class DeployOptions(_In):
     min_seconds: float | None = Field(None, ge=0, le=30 * 86_400)
     keep_warm_s: float | None = Field(None, ge=0, le=30 * 86_400)
     split: float | None = Field(None, gt=0, lt=1)
+    shadow_fraction: float | None = Field(None, gt=0, le=1, description="Shadow: the share of requests it scores")
 
 
 class DeployIn(_In):
@@ -346,8 +407,39 @@ class AlertOut(_Out):
     opened: bool = False
 
 
+class MonitorSpecIn(_In):
+    spec: JSON = Field(description="A monitor spec: {name?, endpoint, model?, window, schedule?, reference, checks, "
+                                   "alerts, enabled} (the YAML of `loopml monitor define`, as JSON)")
+
+
 class AckIn(_In):
     note: str | None = Field(None, max_length=2000)
+
+
+# ---- predictions --------------------------------------------------------------
+
+
+class CountOut(_Out):
+    endpoint: str
+    count: int
+
+
+class FeedbackOut(_Out):
+    endpoint: str
+    rows: int
+    path: str
+
+
+class CompactIn(_In):
+    date: str = Field(min_length=10, max_length=10, description="The UTC day to compact, YYYY-MM-DD")
+
+
+class CompactOut(_Out):
+    endpoint: str
+    date: str
+    files_before: int
+    files_after: int
+    rows: int
 
 
 # ---- triggers ---------------------------------------------------------------
@@ -375,6 +467,15 @@ class RunRequestOut(_Out):
     created_at: Time
     started_at: Time | None
     ended_at: Time | None
+
+
+class TriggerIn(_In):
+    name: str = Field(min_length=1, max_length=128)
+    kind: Literal["schedule", "new_data", "alert", "manual"] = "manual"
+    recipe: JSON = Field(description="The recipe spec the trigger runs (its YAML, parsed, as JSON)")
+    recipe_path: str | None = Field(None, max_length=4096, description="Where the recipe came from (informational)")
+    config: JSON = Field(default_factory=dict, description="cron | dataset, min_new_rows, on_drift | endpoint, "
+                                                           "rules, debounce_s")
 
 
 class FireIn(_In):

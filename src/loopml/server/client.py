@@ -65,7 +65,8 @@ def _error(response: httpx.Response) -> E.LoopmlError:
 
 
 class RemoteClient:
-    """The control plane over HTTP: runs, models and aliases, deployments, triggers, approvals, lineage, audit."""
+    """The control plane over HTTP: datasets and contracts, runs, models, cards, deployments, the prediction log,
+    monitors, alerts, triggers, approvals, lineage, traces, audit, privacy, users and tokens."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -142,8 +143,7 @@ class RemoteClient:
         return self._pages(f"/datasets/{_q(name)}/versions", limit=None)
 
     def get_dataset_version(self, ref: str) -> dict[str, Any]:
-        name, _, version = ref.partition("@")
-        return self._get(f"/datasets/{_q(name)}/versions/{_q(version or 'latest')}")  # type: ignore[no-any-return]
+        return self._get(self._version_path(ref))  # type: ignore[no-any-return]
 
     def ingest(self, path: str | Path, name: str, *, format: str | None = None,
                description: str | None = None, target: str | None = None) -> dict[str, Any]:
@@ -158,6 +158,37 @@ class RemoteClient:
         return self._request("POST", f"/datasets/{_q(name)}/versions", content=data,
                              params={"format": fmt, "description": description, "target": target},
                              headers={"Content-Type": ctype}).json()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _version_path(ref: str) -> str:
+        name, _, version = ref.partition("@")
+        return f"/datasets/{_q(name)}/versions/{_q(version or 'latest')}"
+
+    def get_contract(self, name: str) -> dict[str, Any]:
+        """The dataset's contract (``Contract.to_dict()`` shape)."""
+        return self._get(f"/datasets/{_q(name)}/contract")  # type: ignore[no-any-return]
+
+    def set_contract(self, name: str, contract: Any, *, reason: str | None = None) -> dict[str, Any]:
+        """Replace the dataset's contract (a ``Contract`` or its dict); the server checks it again."""
+        body = {"contract": contract.to_dict() if hasattr(contract, "to_dict") else contract, "reason": reason}
+        return self._request("PUT", f"/datasets/{_q(name)}/contract", json=body).json()  # type: ignore[no-any-return]
+
+    def validate_dataset(self, ref: str, contract: Any = None) -> dict[str, Any]:
+        """``NAME[@VERSION]`` against its stored contract, or ``contract``; the report's ``to_dict()``."""
+        given = contract.to_dict() if hasattr(contract, "to_dict") else contract
+        return self._request("POST", f"{self._version_path(ref)}/validate",
+                             json={"contract": given}).json()  # type: ignore[no-any-return]
+
+    def dataset_profile(self, ref: str) -> dict[str, Any]:
+        """``{"ref", "profile", "issues"}`` of ``NAME[@VERSION]``."""
+        return self._get(f"{self._version_path(ref)}/profile")  # type: ignore[no-any-return]
+
+    def dataset_profile_html(self, ref: str) -> tuple[str, str]:
+        """``(file name, html)``: the self-contained profile report of ``NAME[@VERSION]``."""
+        response = self._request("GET", f"{self._version_path(ref)}/profile", params={"format": "html"})
+        disposition = response.headers.get("content-disposition", "")
+        filename = disposition.partition('filename="')[2].rstrip('"') or "profile.html"
+        return Path(filename).name, response.text
 
     # -- runs -----------------------------------------------------------------
 
@@ -205,6 +236,24 @@ class RemoteClient:
         return self._request("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}",
                              params={"reason": reason}).json()  # type: ignore[no-any-return]
 
+    def _card_path(self, ref: str) -> str:
+        """``NAME/VERSION`` as is; ``NAME@ALIAS`` resolved by the server first."""
+        name, slash, version = ref.partition("/")
+        if not slash:
+            found = self.resolve(ref)
+            name, version = found["name"], str(found["version"])
+        return f"/models/{_q(name)}/versions/{_q(version)}/card"
+
+    def model_card(self, ref: str, *, format: str = "json") -> Any:
+        """A model version's card: its data as a dict (``json``), or Markdown (``md``) / HTML (``html``) text."""
+        response = self._request("GET", self._card_path(ref), params={"format": format})
+        return response.json() if format == "json" else response.text
+
+    def set_card_fields(self, ref: str, *, reason: str | None = None, **fields: str | None) -> dict[str, Any]:
+        """Edit a card's ``owner``, ``intended_use``, ``limitations``; the card's data after the edit."""
+        return self._request("PATCH", self._card_path(ref),
+                             json={**fields, "reason": reason}).json()  # type: ignore[no-any-return]
+
     # -- deployments ----------------------------------------------------------
 
     def list_endpoints(self) -> list[dict[str, Any]]:
@@ -248,7 +297,84 @@ class RemoteClient:
     def resume(self, endpoint: str, *, reason: str | None = None) -> dict[str, Any]:
         return self._rollout(endpoint, "resume", reason)
 
-    # -- monitors, alerts, triggers ---------------------------------------------
+    def analyze_rollout(self, endpoint: str) -> dict[str, Any]:
+        """Analyse the endpoint's running rollout once, now, and apply the decision; the decision's dict."""
+        return self._request("POST", f"/endpoints/{_q(endpoint)}/rollout/analyze").json()  # type: ignore[no-any-return]
+
+    # -- the prediction log -----------------------------------------------------
+
+    def query_predictions(self, endpoint: str, *, since: str | None = None, until: str | None = None,
+                          model_version: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Logged rows of ``endpoint`` in ``[since, until)``, oldest first, as JSON records (NaN → ``None``)."""
+        return self._pages(f"/endpoints/{_q(endpoint)}/predictions", limit=limit, since=since, until=until,
+                           model_version=model_version)
+
+    def export_predictions(self, endpoint: str, path: str | Path, *, since: str | None = None,
+                           until: str | None = None, model_version: int | None = None) -> int:
+        """Download every row of the window to ``path`` (``.parquet``/``.pq`` or ``.csv``, as the suffix says);
+        returns the number of rows."""
+        target = Path(path)
+        fmt = "csv" if target.suffix.lower() == ".csv" else "parquet"
+        response = self._request("GET", f"/endpoints/{_q(endpoint)}/predictions/export",
+                                 params={"format": fmt, "since": since, "until": until,
+                                         "model_version": model_version})
+        target.write_bytes(response.content)
+        return int(response.headers.get("x-loopml-rows", "0"))
+
+    def count_predictions(self, endpoint: str, *, since: str | None = None, until: str | None = None,
+                          model_version: int | None = None) -> int:
+        return int(self._get(f"/endpoints/{_q(endpoint)}/predictions/count", since=since, until=until,
+                             model_version=model_version)["count"])
+
+    def record_feedback(self, endpoint: str, path: str | Path) -> dict[str, Any]:
+        """Upload a CSV or Parquet file of true labels (``request_id``, ``label`` [, ``ts``, ``row``])."""
+        source = Path(path)
+        fmt = "parquet" if source.suffix.lower() in (".parquet", ".pq") else "csv"
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise E.ValidationError(f"--file {str(source)!r}: cannot read it: {exc.strerror}", field="file",
+                                    rule="exists") from exc
+        return self._request("POST", f"/endpoints/{_q(endpoint)}/feedback", content=data, params={"format": fmt},
+                             headers={"Content-Type": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"},
+                             ).json()  # type: ignore[no-any-return]
+
+    def compact(self, endpoint: str, day: str) -> dict[str, Any]:
+        """Merge ``endpoint``'s small log files of ``day`` (``YYYY-MM-DD``), one per hour."""
+        return self._request("POST", f"/endpoints/{_q(endpoint)}/predictions/compact",
+                             json={"date": str(day)}).json()  # type: ignore[no-any-return]
+
+    # -- monitors ----------------------------------------------------------------
+
+    def define_monitor(self, spec: Any) -> dict[str, Any]:
+        """Create or replace a monitor from its spec: a mapping, a ``MonitorSpec``, or a YAML file (read here)."""
+        if isinstance(spec, (str, Path)) or hasattr(spec, "to_dict"):
+            from loopml.monitor import load_spec
+
+            spec = load_spec(spec).to_dict()  # a bad spec fails here, before any request
+        return self._request("POST", "/monitors", json={"spec": spec}).json()  # type: ignore[no-any-return]
+
+    def list_monitors(self) -> list[dict[str, Any]]:
+        return self._pages("/monitors", limit=None)
+
+    def get_monitor(self, name: str) -> dict[str, Any]:
+        return self._get(f"/monitors/{_q(name)}")  # type: ignore[no-any-return]
+
+    def run_monitor(self, name_or_endpoint: str) -> dict[str, Any]:
+        """Run a monitor (or the endpoint's default one) now; the report."""
+        return self._request("POST", f"/monitors/{_q(name_or_endpoint)}/run").json()  # type: ignore[no-any-return]
+
+    def list_reports(self, endpoint: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Reports, newest first, as summaries (``report`` is ``None``: :meth:`get_report` has it)."""
+        return self._pages("/reports", limit=limit, endpoint=endpoint)
+
+    def get_report(self, report_id: int) -> dict[str, Any]:
+        return self._get(f"/reports/{_q(report_id)}")  # type: ignore[no-any-return]
+
+    def report_html(self, report_id: int) -> str:
+        return self._request("GET", f"/reports/{_q(report_id)}/html").text
+
+    # -- alerts, triggers ---------------------------------------------------------
 
     def list_alerts(self, *, status: str | None = None, endpoint: str | None = None,
                     limit: int | None = 100) -> list[dict[str, Any]]:
@@ -259,6 +385,19 @@ class RemoteClient:
 
     def list_triggers(self) -> list[dict[str, Any]]:
         return self._pages("/triggers", limit=None)
+
+    def add_trigger(self, name: str, kind: str, *, recipe: dict[str, Any], recipe_path: str | None = None,
+                    config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Add a trigger that runs ``recipe`` (a parsed recipe spec) when it fires."""
+        body = {"name": name, "kind": kind, "recipe": recipe, "recipe_path": recipe_path, "config": config or {}}
+        return self._request("POST", "/triggers", json=body).json()  # type: ignore[no-any-return]
+
+    def set_trigger_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        verb = "enable" if enabled else "disable"
+        return self._request("POST", f"/triggers/{_q(name)}/{verb}").json()  # type: ignore[no-any-return]
+
+    def list_run_requests(self, *, status: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
+        return self._pages("/run-requests", limit=limit, status=status)
 
     def fire_trigger(self, name: str, *, reason: str | None = None,
                      context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -319,6 +458,17 @@ class RemoteClient:
                                                              "max_depth": max_depth, "format": format})
         return response.json() if format == "json" else response.text
 
+    def trace_request(self, request_id: str, *, endpoint: str | None = None, format: str = "json") -> Any:
+        """Everything behind one prediction: a dict (``json``) or ``dot`` / ``mermaid`` text."""
+        response = self._request("GET", f"/trace/requests/{_q(request_id)}",
+                                 params={"endpoint": endpoint, "format": format})
+        return response.json() if format == "json" else response.text
+
+    def trace_dataset(self, ref: str, *, format: str = "json") -> Any:
+        """Everything downstream of a dataset version ``NAME@VERSION``: a dict or ``dot`` / ``mermaid`` text."""
+        response = self._request("GET", f"/trace/datasets/{_q(ref)}", params={"format": format})
+        return response.json() if format == "json" else response.text
+
     def audit_log(self, *, actor: str | None = None, action: str | None = None,
                   object: str | None = None, since: str | None = None, until: str | None = None,
                   limit: int | None = 100, newest_first: bool = True) -> list[dict[str, Any]]:
@@ -336,3 +486,52 @@ class RemoteClient:
         data = self._request("GET", "/audit/export").content
         target.write_bytes(data)
         return data.count(b"\n")
+
+    # -- privacy ------------------------------------------------------------------
+
+    def list_retention(self) -> list[dict[str, Any]]:
+        return self._get("/privacy/retention")  # type: ignore[no-any-return]
+
+    def set_retention(self, endpoint: str, days: int) -> dict[str, Any]:
+        return self._request("PUT", f"/privacy/retention/{_q(endpoint)}", json={"days": days}).json()  # type: ignore[no-any-return]
+
+    def apply_retention(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        return self._request("POST", "/privacy/retention/apply", json={"endpoint": endpoint}).json()  # type: ignore[no-any-return]
+
+    def erase_subject(self, column: str, value: str, *, endpoint: str | None = None) -> dict[str, Any]:
+        """Erase every logged row where ``column`` equals ``value`` (sent in the body, never the URL)."""
+        return self._request("POST", "/privacy/erase", json={"column": column, "value": value,
+                                                             "endpoint": endpoint}).json()  # type: ignore[no-any-return]
+
+    # -- users and tokens -----------------------------------------------------------
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._pages("/users", limit=None)
+
+    def get_user(self, name: str) -> dict[str, Any]:
+        return self._get(f"/users/{_q(name)}")  # type: ignore[no-any-return]
+
+    def create_user(self, name: str, *, email: str | None = None,
+                    roles: dict[str, str | list[str]] | None = None) -> dict[str, Any]:
+        return self._request("POST", "/users", json={"name": name, "email": email,
+                                                     "roles": roles or {}}).json()  # type: ignore[no-any-return]
+
+    def grant(self, name: str, role: str, project: str = "default") -> dict[str, Any]:
+        return self._request("PUT", f"/users/{_q(name)}/roles/{_q(project)}/{_q(role)}").json()  # type: ignore[no-any-return]
+
+    def revoke_role(self, name: str, role: str, project: str = "default") -> dict[str, Any]:
+        return self._request("DELETE", f"/users/{_q(name)}/roles/{_q(project)}/{_q(role)}").json()  # type: ignore[no-any-return]
+
+    def disable_user(self, name: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._request("POST", f"/users/{_q(name)}/disable", json={"reason": reason}).json()  # type: ignore[no-any-return]
+
+    def list_tokens(self, user: str, *, include_inactive: bool = True) -> list[dict[str, Any]]:
+        return self._pages(f"/users/{_q(user)}/tokens", limit=None, active_only=not include_inactive)
+
+    def create_token(self, user: str, *, expires_in_days: int = 90, name: str | None = None) -> dict[str, Any]:
+        """A new token for ``user``: ``{"id", "user", "token", "expires_at"}``; the secret is shown this once."""
+        return self._request("POST", f"/users/{_q(user)}/tokens", json={"name": name,
+                                                                        "expires_in_days": expires_in_days}).json()  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/tokens/{_q(token_id)}").json()  # type: ignore[no-any-return]

@@ -7,7 +7,7 @@
 from loopml.validate._check import RuleFailure, ValidationReport, validate_frame
 from loopml.validate._contract import CONTRACT_TYPES, UNSEEN_POLICIES, ColumnRule, Contract, infer_contract
 from loopml.validate._report import Issue, detect_issues, render_profile_html
-from loopml.validate._store import get_contract, set_contract, validate_dataset
+from loopml.validate._store import get_contract, profile_page, profile_summary, set_contract, validate_dataset
 
 __all__ = [
     "CONTRACT_TYPES",
@@ -20,6 +20,8 @@ __all__ = [
     "detect_issues",
     "get_contract",
     "infer_contract",
+    "profile_page",
+    "profile_summary",
     "render_profile_html",
     "set_contract",
     "validate_dataset",

@@ -12,11 +12,12 @@ from loopml.kernel.types import check_name
 from loopml.metadata._orm import Dataset
 from loopml.validate._check import ValidationReport, validate_frame
 from loopml.validate._contract import Contract
+from loopml.validate._report import detect_issues, render_profile_html
 
 if TYPE_CHECKING:
     from loopml.workspace import Workspace
 
-__all__ = ["get_contract", "set_contract", "validate_dataset"]
+__all__ = ["get_contract", "profile_page", "profile_summary", "set_contract", "validate_dataset"]
 
 
 def get_contract(ws: Workspace, dataset_name: str) -> Contract:
@@ -60,3 +61,26 @@ def validate_dataset(
     if contract is None:
         contract = get_contract(ws, rec.name)
     return validate_frame(load_frame(ws, rec), contract)
+
+
+def _contract_or_none(ws: Workspace, name: str) -> Contract | None:
+    try:
+        return get_contract(ws, name)
+    except NotFoundError:
+        return None
+
+
+def profile_summary(ws: Workspace, ref: str) -> dict[str, Any]:
+    """A version's profile and the issues found in it (``data profile --json``, local or over HTTP)."""
+    rec = get_dataset_version(ws, ref)
+    contract = _contract_or_none(ws, rec.name)
+    issues = detect_issues(rec.profile, target=contract.target if contract else None)
+    return {"ref": rec.ref, "profile": rec.profile, "issues": [i.to_dict() for i in issues]}
+
+
+def profile_page(ws: Workspace, ref: str) -> tuple[str, str]:
+    """``(NAME-vVERSION, html)``: the self-contained HTML profile of a version, checked against its contract."""
+    rec = get_dataset_version(ws, ref)
+    contract = _contract_or_none(ws, rec.name)
+    report = validate_dataset(ws, rec, contract) if contract else None
+    return f"{rec.name}-v{rec.version}", render_profile_html(rec, contract=contract, report=report)

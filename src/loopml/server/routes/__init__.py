@@ -13,6 +13,7 @@ from loopml.server.routes import (
     lineage,
     models,
     monitors,
+    predictions,
     runs,
     triggers,
 )
@@ -25,6 +26,7 @@ ROUTERS: list[APIRouter] = [
     runs.router,
     models.router,
     deployments.router,
+    predictions.router,
     monitors.router,
     alerts.router,
     triggers.router,

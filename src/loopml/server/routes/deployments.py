@@ -1,5 +1,5 @@
 """``/endpoints``, ``/rollouts`` and ``/requests``: deploy, rollout status, promote / rollback / pause / resume /
-advance; which versions served an endpoint in a window, which version answered a request."""
+advance / analyze; which versions served an endpoint in a window, which version answered a request."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from loopml.deploy import (
 from loopml.rollout import served_between, who_answered
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
+from loopml.rollout import analyze_endpoint
 from loopml.server._pagination import Page, PageParams, page_of, page_params
 from loopml.server._schemas import (
     AnswerOut,
+    DecisionOut,
     DeployIn,
     EndpointOut,
     ReasonIn,
@@ -116,6 +118,12 @@ def resume_(endpoint: str = ENDPOINT, body: ReasonIn | None = None,
 @router.post("/endpoints/{endpoint}/rollout/advance", response_model=RolloutOut, summary="Move to the next step")
 def advance_(endpoint: str = ENDPOINT, ctx: Ctx = Depends(allow("rollout.write"))) -> dict[str, Any]:
     return advance(ctx.ws, endpoint).to_dict()
+
+
+@router.post("/endpoints/{endpoint}/rollout/analyze", response_model=DecisionOut,
+             summary="Analyse the running rollout once, now, and apply its decision")
+def analyze(endpoint: str = ENDPOINT, ctx: Ctx = Depends(allow("rollout.write"))) -> dict[str, Any]:
+    return analyze_endpoint(ctx.ws, endpoint).to_dict()
 
 
 @router.get("/rollouts", response_model=Page[RolloutOut], summary="List rollouts")

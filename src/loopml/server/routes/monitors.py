@@ -1,4 +1,4 @@
-"""``/monitors`` and ``/reports``: list, show, run now, report JSON and HTML."""
+"""``/monitors`` and ``/reports``: define (create or replace from a spec), list, show, run now, report JSON and HTML."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 
 from loopml.monitor import (
+    define_monitor,
     get_monitor,
     get_report,
     list_monitors,
@@ -18,7 +19,7 @@ from loopml.monitor import (
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params, page_probe
-from loopml.server._schemas import MonitorOut, ReportOut
+from loopml.server._schemas import MonitorOut, MonitorSpecIn, ReportOut
 
 router = APIRouter(tags=["monitors"], responses=ERROR_RESPONSES)
 
@@ -35,6 +36,11 @@ def _summary(record: Any) -> dict[str, Any]:
 @router.get("/monitors", response_model=Page[MonitorOut], summary="List monitors")
 def monitors(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("monitor.read"))) -> dict[str, Any]:
     return page_of(list_monitors(ctx.ws), page)
+
+
+@router.post("/monitors", response_model=MonitorOut, summary="Create or replace a monitor from its spec (audited)")
+def define(body: MonitorSpecIn, ctx: Ctx = Depends(allow("monitor.write"))) -> dict[str, Any]:
+    return define_monitor(ctx.ws, body.spec).to_dict()
 
 
 @router.get("/monitors/{name}", response_model=MonitorOut, summary="Show a monitor")

@@ -1,4 +1,4 @@
-"""``/triggers`` and ``/run-requests``: list, show, fire; what the firings asked for."""
+"""``/triggers`` and ``/run-requests``: add, list, show, enable, disable, fire; what the firings asked for."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params, page_probe
-from loopml.server._schemas import FireIn, RunRequestOut, TriggerOut
-from loopml.trigger import fire_trigger, get_trigger, list_run_requests, list_triggers
+from loopml.server._schemas import FireIn, RunRequestOut, TriggerIn, TriggerOut
+from loopml.trigger import (
+    add_trigger,
+    fire_trigger,
+    get_trigger,
+    list_run_requests,
+    list_triggers,
+    set_trigger_enabled,
+)
 
 router = APIRouter(tags=["triggers"], responses=ERROR_RESPONSES)
 
@@ -20,6 +27,27 @@ NAME = Path(min_length=1, max_length=128, description="Trigger name")
 @router.get("/triggers", response_model=Page[TriggerOut], summary="List triggers")
 def triggers(page: PageParams = Depends(page_params), ctx: Ctx = Depends(allow("trigger.read"))) -> dict[str, Any]:
     return page_of(list_triggers(ctx.ws), page)
+
+
+@router.post("/triggers", response_model=TriggerOut, status_code=201,
+             summary="Add a trigger that runs a recipe (a parsed recipe spec) when it fires")
+def add(body: TriggerIn, ctx: Ctx = Depends(allow("trigger.write"))) -> dict[str, Any]:
+    from loopml.recipes import parse_spec
+
+    # Checked again here: the server stores only recipes its scheduler can run.
+    recipe = parse_spec(body.recipe, origin=f"trigger {body.name!r} recipe").model_dump(by_alias=True, mode="json")
+    return add_trigger(ctx.ws, body.name, body.kind, recipe=recipe, recipe_path=body.recipe_path,
+                       config=body.config).to_dict()
+
+
+@router.post("/triggers/{name}/enable", response_model=TriggerOut, summary="Enable a trigger")
+def enable(name: str = NAME, ctx: Ctx = Depends(allow("trigger.write"))) -> dict[str, Any]:
+    return set_trigger_enabled(ctx.ws, name, True).to_dict()
+
+
+@router.post("/triggers/{name}/disable", response_model=TriggerOut, summary="Disable a trigger (it keeps its state)")
+def disable(name: str = NAME, ctx: Ctx = Depends(allow("trigger.write"))) -> dict[str, Any]:
+    return set_trigger_enabled(ctx.ws, name, False).to_dict()
 
 
 @router.get("/triggers/{name}", response_model=TriggerOut, summary="Show a trigger")
