@@ -340,3 +340,38 @@ def test_governance_verbs_over_http_print_what_the_store_prints(live: Live, monk
     assert refused.exit_code == 1 and "may not" in refused.stderr
     unknown = over_http("users", "grant", "zed", "superuser", role="admin")
     assert unknown.exit_code == 2 and unknown.stderr.count("\n") == 1 and "'role'" in unknown.stderr, unknown.output
+
+
+def test_tokens_over_http_follow_the_servers_rules(live: Live, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    over_http, here = _cli_alone(live, monkeypatch, tmp_path), _cli_here(live, monkeypatch)
+    made = over_http("tokens", "create", "viewer", "--name", "laptop", "--expires-in-days", "7", "--json", role="admin")
+    assert made.exit_code == 0, made.output
+    issued = json.loads(made.stdout)
+    assert issued["user"] == "viewer" and issued["token"].startswith(f"lml_{issued['id']}_")
+    assert live.client(token=issued["token"]).get("/whoami").json()["name"] == "viewer"  # the new token works
+    assert audit_log(live.ws, action="token.create")[0].actor == "admin"
+
+    for args, role in [(("tokens", "list"), "admin"), (("tokens", "list", "--user", "viewer"), "viewer"),
+                       (("tokens", "list", "--active"), "admin")]:
+        table, local_table = over_http(*args, role=role), here(*args)
+        assert table.exit_code == 0 and table.stdout == local_table.stdout, (args, table.output)
+        data, local_data = over_http(*args, "--json", role=role), here(*args, "--json")
+        assert json.loads(data.stdout) == json.loads(local_data.stdout), args
+    assert issued["id"] in over_http("tokens", "list", "--user", "viewer", role="viewer").stdout
+
+    before = len(audit_log(live.ws, limit=10_000))
+    for args in (("tokens", "create", "viewer"), ("tokens", "list"), ("tokens", "list", "--user", "admin")):
+        refused = over_http(*args, role="viewer")
+        assert refused.exit_code == 1 and "may not" in refused.stderr, (args, refused.output)
+    assert len(audit_log(live.ws, limit=10_000)) == before  # nothing was written
+
+    theirs = json.loads(over_http("tokens", "create", "ml_engineer", "--json", role="admin").stdout)
+    not_mine = over_http("tokens", "revoke", theirs["id"], role="viewer")  # the server knows whose it is
+    assert not_mine.exit_code == 1 and not_mine.stderr.count("\n") == 1, not_mine.output
+    assert live.client(token=theirs["token"]).get("/whoami").status_code == 200
+    revoked = over_http("tokens", "revoke", issued["id"], "--reason", "lost laptop", "--json", role="viewer")
+    assert revoked.exit_code == 0 and json.loads(revoked.stdout)["status"] == "revoked", revoked.output
+    assert live.client(token=issued["token"]).get("/whoami").status_code == 401
+    event = audit_log(live.ws, action="token.revoke")[0]
+    assert event.actor == "viewer" and event.reason == "lost laptop"

@@ -13,15 +13,14 @@ declare) is checked with :func:`loopml.governance.identity.authorize`. The
 command then acts as that user over HTTP (the server checks again): every
 verb of ``data``, ``runs``, ``models`` (but ``export``), ``deploy``, ``rollout``,
 ``monitor``, ``predictions``, ``alerts``, ``triggers``, ``approvals``,
-``lineage``, ``trace``, ``audit``, ``privacy`` and ``users``. Files a verb
+``lineage``, ``trace``, ``audit``, ``privacy``, ``users`` and ``tokens`` (issuing
+one is the server's ``token.admin``; anyone lists and revokes their own). Files a verb
 reads (a dataset, labels, a contract, a monitor spec, a recipe) are read here
 and sent. The rest need the shared store (``LOOPML_DB_URL``,
 ``LOOPML_ARTIFACTS_URL``) and act on it with the token's user as the actor,
 never a self-declared ``LOOPML_ACTOR``: ``run`` and ``score`` (they execute
-here), ``models export`` (writes a file from the model's artifact),
-``triggers fire --run`` (runs the request here) and ``tokens`` (the REST
-routes list one user's tokens and issue them to admins only, where the CLI
-lists everyone's and lets users create their own). ``data ingest --query``
+here), ``models export`` (writes a file from the model's artifact) and
+``triggers fire --run`` (runs the request here). ``data ingest --query``
 is refused: it reads a database from this machine, which a server cannot.
 
 Commands whose action is ``None`` start the platform's own processes on the
@@ -61,10 +60,6 @@ def _alias(params: Mapping[str, Any], _me: Mapping[str, Any]) -> str:
 
 def _own_tokens(params: Mapping[str, Any], me: Mapping[str, Any]) -> str:
     return "token.self" if params.get("user") == me.get("name") else "token.admin"
-
-
-def _own_token(params: Mapping[str, Any], me: Mapping[str, Any]) -> str:
-    return "token.self" if params.get("token_id") and params.get("token_id") == me.get("token_id") else "token.admin"
 
 
 def _contract(params: Mapping[str, Any], _me: Mapping[str, Any]) -> str:
@@ -135,9 +130,10 @@ COMMAND_ACTIONS: dict[str, str | ActionFor | None] = {
     "users grant": "user.admin",
     "users revoke": "user.admin",
     "users disable": "user.admin",
-    "tokens create": _own_tokens,
+    "tokens create": "token.admin",
     "tokens list": _own_tokens,
-    "tokens revoke": _own_token,
+    # Whose token an id is, only the server knows: it refuses another user's without token.admin.
+    "tokens revoke": "token.self",
     "approvals request": "model.register",
     "approvals approve": "approval.decide",
     "approvals reject": "approval.decide",

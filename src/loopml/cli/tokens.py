@@ -1,4 +1,9 @@
-"""``loopml tokens``: API tokens for the REST server (shown once, stored hashed, expiring, revocable)."""
+"""``loopml tokens``: API tokens for the REST server (shown once, stored hashed, expiring, revocable).
+
+On the workspace, whoever can open the store may issue tokens. With ``LOOPML_SERVER_URL`` and
+``LOOPML_TOKEN`` every verb goes over HTTP under the server's rules: issuing a token and listing
+every user's need ``token.admin``; anyone may list and revoke their own.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from loopml.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    remote,
     workspace,
 )
+from loopml.cli._remote import call
 
 app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -27,17 +34,23 @@ def create(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a token; its secret is printed this once (store it now: it cannot be shown again)."""
-    from loopml.governance.identity import create_token
+    client = remote()
+    if client is not None:
+        with client:
+            made = client.create_token(user, expires_in_days=expires_in_days, name=name)
+        token_id, secret, expires = made["id"], made["token"], str(made["expires_at"])
+    else:
+        from loopml.governance.identity import create_token
 
-    issued = create_token(workspace(), user, expires_in_days=expires_in_days, name=name)
+        issued = create_token(workspace(), user, expires_in_days=expires_in_days, name=name)
+        token_id, secret, expires = issued.token_id, issued.secret, issued.expires_at.isoformat()
     if json_out:
-        print_json({"id": issued.token_id, "user": user, "token": issued.secret,
-                    "expires_at": issued.expires_at})
+        print_json({"id": token_id, "user": user, "token": secret, "expires_at": expires})
         return
-    err_console.print(f"token {issued.token_id} for {user}, expires {issued.expires_at:%Y-%m-%d}. "
+    err_console.print(f"token {token_id} for {user}, expires {expires[:10]}. "
                       "Store it now: it will not be shown again.")
     # The secret alone on stdout, so `export LOOPML_TOKEN=$(loopml tokens create ana)` works.
-    sys.stdout.write(issued.secret + "\n")
+    sys.stdout.write(secret + "\n")
 
 
 @app.command("list")
@@ -48,14 +61,12 @@ def list_(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tokens with their status and expiry (never their secrets)."""
-    from loopml.governance.identity import list_tokens
-
-    rows = list_tokens(workspace(), user, include_inactive=not active)
+    rows = call("loopml.governance.identity", "list_tokens", user, include_inactive=not active)
     if json_out:
-        print_json([t.to_dict() for t in rows])
+        print_json(rows)
         return
     print_table("tokens", ["id", "user", "name", "status", "created", "expires"],
-                [(t.id, t.user, t.name, t.status, f"{t.created_at:%Y-%m-%d}", f"{t.expires_at:%Y-%m-%d}")
+                [(t["id"], t["user"], t["name"], t["status"], str(t["created_at"])[:10], str(t["expires_at"])[:10])
                  for t in rows])
 
 
@@ -67,10 +78,8 @@ def revoke(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Revoke a token: it stops working at once."""
-    from loopml.governance.identity import revoke_token
-
-    record = revoke_token(workspace(), token_id, reason=reason)
+    record = call("loopml.governance.identity", "revoke_token", token_id, reason=reason)
     if json_out:
-        print_json(record.to_dict())
+        print_json(record)
     else:
-        console.print(f"token {record.id} of {record.user} revoked")
+        console.print(f"token {record['id']} of {record['user']} revoked")

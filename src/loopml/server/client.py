@@ -525,13 +525,16 @@ class RemoteClient:
     def disable_user(self, name: str, *, reason: str | None = None) -> dict[str, Any]:
         return self._request("POST", f"/users/{_q(name)}/disable", json={"reason": reason}).json()  # type: ignore[no-any-return]
 
-    def list_tokens(self, user: str, *, include_inactive: bool = True) -> list[dict[str, Any]]:
-        return self._pages(f"/users/{_q(user)}/tokens", limit=None, active_only=not include_inactive)
+    def list_tokens(self, user: str | None = None, *, include_inactive: bool = True) -> list[dict[str, Any]]:
+        """One user's tokens (their own, or any with ``token.admin``), or every user's (``token.admin``)."""
+        path = "/tokens" if user is None else f"/users/{_q(user)}/tokens"
+        return self._pages(path, limit=None, active_only=not include_inactive)
 
     def create_token(self, user: str, *, expires_in_days: int = 90, name: str | None = None) -> dict[str, Any]:
         """A new token for ``user``: ``{"id", "user", "token", "expires_at"}``; the secret is shown this once."""
         return self._request("POST", f"/users/{_q(user)}/tokens", json={"name": name,
                                                                         "expires_in_days": expires_in_days}).json()  # type: ignore[no-any-return]
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
-        return self._request("DELETE", f"/tokens/{_q(token_id)}").json()  # type: ignore[no-any-return]
+    def revoke_token(self, token_id: str, *, reason: str | None = None) -> dict[str, Any]:
+        return self._request("DELETE", f"/tokens/{_q(token_id)}",  # type: ignore[no-any-return]
+                             params={"reason": reason}).json()

@@ -101,6 +101,12 @@ def tokens(name: str = USER, active_only: bool = Query(False), page: PageParams 
     return page_of(list_tokens(ctx.ws, name, include_inactive=not active_only), page)
 
 
+@router.get("/tokens", response_model=Page[TokenOut], summary="Every user's tokens (never their secrets)")
+def all_tokens(active_only: bool = Query(False), page: PageParams = Depends(page_params),
+               ctx: Ctx = Depends(allow("token.admin"))) -> dict[str, Any]:
+    return page_of(list_tokens(ctx.ws, None, include_inactive=not active_only), page)
+
+
 @router.post("/users/{name}/tokens", response_model=TokenCreatedOut, status_code=201,
              summary="Create a token; its secret is in this response only")
 def new_token(name: str = USER, body: TokenIn | None = None, ctx: Ctx = Depends(allow("token.admin"))) -> dict[str, Any]:
@@ -110,5 +116,6 @@ def new_token(name: str = USER, body: TokenIn | None = None, ctx: Ctx = Depends(
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
-def revoke_token_(token_id: str = TOKEN_ID, ctx: Ctx = Depends(allow(_own_token))) -> dict[str, Any]:
-    return revoke_token(ctx.ws, token_id).to_dict()
+def revoke_token_(token_id: str = TOKEN_ID, reason: str | None = Query(None, max_length=500),
+                  ctx: Ctx = Depends(allow(_own_token))) -> dict[str, Any]:
+    return revoke_token(ctx.ws, token_id, reason=reason).to_dict()
