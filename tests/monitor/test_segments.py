@@ -102,6 +102,22 @@ def test_segment_performance_names_the_segment_the_model_gets_wrong(workspace: A
     assert rec.status != "ok"
 
 
+def test_a_segment_failing_on_performance_alone_marks_the_run_degraded(workspace: Any) -> None:
+    ws = workspace
+    make_model(ws, accuracy=0.9)
+    define_monitor(ws, {"endpoint": "churn", "checks": {  # no overall performance check: only the segment can say it
+        "segments": {"columns": ["plan"], "min_rows": 100, "min_labels": 50, "max_drop": 0.1}}})
+    log_segments(ws, 600, seed=11, pro_shift=0.0, pro_scale=1.0)  # same inputs in both plans: no drift
+    preds = query_predictions(ws, "churn", columns=["request_id", "prediction", "f_plan"])
+    pro = preds[preds["f_plan"] == "pro"]
+    record_feedback(ws, "churn", pd.DataFrame({"request_id": pro["request_id"], "label": 1 - pro["prediction"]}))
+    rec = run_monitor(ws, "churn", now=T0 + timedelta(hours=1))
+    seg = rec.checks["segments"]
+    by = {s["value"]: s for s in seg["details"]["segments"]}
+    assert seg["status"] == "fail" and by["pro"]["fail_on"] == ["performance"] and by["basic"]["fail_on"] == []
+    assert seg["details"]["degraded"] is True and rec.status == "degraded"
+
+
 def test_segment_drift_against_its_own_pinned_reference(sqlite_workspace: Any) -> None:
     ws = sqlite_workspace
     define_monitor(ws, {"endpoint": "churn", "model": "churn@champion", "window": {"last": "1h"},

@@ -624,14 +624,19 @@ class SegmentsCheck(MonitorCheck):
                                 seg["drop"] = _drop(metric, float(baseline), vals[metric])
                     else:
                         seg["performance_skipped"] = f"{len(sl)} labelled rows < min_labels={self.min_labels}"
-                seg["fail"] = bool(seg.get("dataset_drift")) or seg.get("drop", 0.0) > self.max_drop
+                seg["fail_on"] = [why for why, failed in (("drift", bool(seg.get("dataset_drift"))),
+                                                          ("performance", seg.get("drop", 0.0) > self.max_drop))
+                                  if failed]
+                seg["fail"] = bool(seg["fail_on"])
                 out.append(seg)
         if not out:
             raise SkipCheck(f"segment columns not in the window: {', '.join(missing_cols)}")
         failing = [f"{s['column']}={s['value']}" for s in out if s["fail"]]
         return ("fail" if failing else "ok",
                 {"n_segments": len(out), "n_failing": len(failing)},
-                {"segments": out, "failing": failing, "missing_columns": missing_cols})
+                {"segments": out, "failing": failing, "missing_columns": missing_cols,
+                 # A segment the model gets wrong is the service degrading, not the data moving.
+                 "degraded": any("performance" in s["fail_on"] for s in out)})
 
 
 class HealthCheck(MonitorCheck):

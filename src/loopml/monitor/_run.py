@@ -240,7 +240,7 @@ def _pinned_reference(ws: Workspace, spec: MonitorSpec, record: MonitorRecord | 
 
 def _status(results: dict[str, CheckResult]) -> str:
     failed = [n for n, r in results.items() if r.status == "fail"]
-    if any(n not in _DRIFT_CHECKS for n in failed):
+    if any(n not in _DRIFT_CHECKS or results[n].details.get("degraded") for n in failed):
         return "degraded"
     return "drift" if failed else "ok"
 
