@@ -53,6 +53,7 @@ class World:
     run_ids: list[str]
     request_id: str
     alert_id: int
+    report_id: int
     endpoint: str = "churn-api"
     model: str = "churn"
     dataset: str = "customers"
@@ -74,6 +75,7 @@ def build_world(ws: Any) -> World:
 
     from loopml.deploy import deploy
     from loopml.ingest import ingest
+    from loopml.monitor import define_monitor, run_monitor
     from loopml.monitor.alerts import raise_alert
     from loopml.predictions import open_prediction_log
     from loopml.register import register_model
@@ -130,7 +132,9 @@ def build_world(ws: Any) -> World:
     alert = raise_alert(ws, rule="data_drift", endpoint="churn-api", message="tenure drifted (PSI 0.31)",
                         severity="warning", dedup_key="churn-api:data_drift")
     add_trigger(ws, "nightly", "schedule", recipe={"name": "churn"}, config={"cron": "0 3 * * *"})
-    return World(ws=ws, run_ids=run_ids, request_id="req-7", alert_id=alert.id)
+    define_monitor(ws, {"name": "churn-api-hourly", "endpoint": "churn-api", "checks": ["health", "data_drift"]})
+    report = run_monitor(ws, "churn-api-hourly")
+    return World(ws=ws, run_ids=run_ids, request_id="req-7", alert_id=alert.id, report_id=report.id)
 
 
 def free_port() -> int:

@@ -55,6 +55,7 @@ def _pages(live: LiveServer) -> list[tuple[str, str]]:
         ("deployments", "/ui/deployments"),
         ("deployment", f"/ui/deployments/{w.endpoint}"),
         ("monitoring", "/ui/monitoring"),
+        ("monitoring-report", f"/ui/monitoring/reports/{w.report_id}"),
         ("triggers", "/ui/triggers"),
         ("lineage", f"/ui/lineage?object=model_version:{w.model}/2"),
         ("predictions", f"/ui/predictions?endpoint={w.endpoint}"),
