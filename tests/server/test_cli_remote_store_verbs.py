@@ -375,3 +375,43 @@ def test_tokens_over_http_follow_the_servers_rules(live: Live, monkeypatch: pyte
     assert live.client(token=issued["token"]).get("/whoami").status_code == 401
     event = audit_log(live.ws, action="token.revoke")[0]
     assert event.actor == "viewer" and event.reason == "lost laptop"
+
+
+def test_models_export_over_http_converts_on_the_server_and_checks_the_download(
+        live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import hashlib
+
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    from .conftest import seed_model
+
+    seed_model(live.ws, 1)
+    over_http, here = _cli_alone(live, monkeypatch, tmp_path), _cli_here(live, monkeypatch)
+    target = tmp_path / "edge" / "churn.onnx"
+    out = over_http("models", "export", "churn/1", "-o", str(target), "--json", role="viewer")
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["path"] == str(target.resolve()) and result["parity"]["passed"] is True
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == result["digest"] and result["size"] == target.stat().st_size
+    event = audit_log(live.ws, action="model.export")[0]
+    assert event.actor == "viewer" and event.after["digest"] == result["digest"]  # recorded on the server
+    local = json.loads(here("models", "export", "churn/1", "-o", str(tmp_path / "l.onnx"), "--json").stdout)
+    assert {k: local[k] for k in ("model_name", "model_version", "format", "inputs")} == {
+        k: result[k] for k in ("model_name", "model_version", "format", "inputs")}
+    assert local["parity"]["source"] == result["parity"]["source"] == "synthesized"
+
+    sample = tmp_path / "rows.csv"
+    sample.write_text("a,b\n0.5,-1.0\n-0.3,2.0\n1.2,0.1\n")
+    with_rows = json.loads(over_http("models", "export", "churn/1", "-o", str(target), "--sample", str(sample),
+                                     "--json", role="viewer").stdout)
+    assert with_rows["parity"]["n_rows"] == 3 and with_rows["parity"]["source"] == "sample"
+
+    # only exports of that version can be downloaded: never the model's pickle
+    c = live.client("viewer")
+    version = c.get("/models/resolve", params={"ref": "churn/1"}).json()
+    assert c.get(f"/models/churn/versions/1/exports/{version['artifact_digest']}").status_code == 404
+    assert c.get(f"/models/churn/versions/1/exports/{with_rows['digest']}").content == target.read_bytes()
+    bad = over_http("models", "export", "churn/1", "-o", str(target), "--tolerance", "-1", role="viewer")
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "tolerance" in bad.stderr, bad.output
+    unknown = over_http("models", "export", "nope/1", role="viewer")
+    assert unknown.exit_code == 1 and unknown.stderr.count("\n") == 1, unknown.output

@@ -11,7 +11,8 @@ server's project (``GET /whoami``), and the command's action from
 :data:`COMMAND_ACTIONS` (the same ``noun.verb`` actions the REST routes
 declare) is checked with :func:`loopml.governance.identity.authorize`. The
 command then acts as that user over HTTP (the server checks again): every
-verb of ``data``, ``runs``, ``models`` (but ``export``), ``deploy``, ``rollout``,
+verb of ``data``, ``runs``, ``models`` (``export`` converts on the server and downloads
+the file, checked against its sha256), ``deploy``, ``rollout``,
 ``monitor``, ``predictions``, ``alerts``, ``triggers``, ``approvals``,
 ``lineage``, ``trace``, ``audit``, ``privacy``, ``users`` and ``tokens`` (issuing
 one is the server's ``token.admin``; anyone lists and revokes their own). Files a verb
@@ -19,8 +20,7 @@ reads (a dataset, labels, a contract, a monitor spec, a recipe) are read here
 and sent. The rest need the shared store (``LOOPML_DB_URL``,
 ``LOOPML_ARTIFACTS_URL``) and act on it with the token's user as the actor,
 never a self-declared ``LOOPML_ACTOR``: ``run`` and ``score`` (they execute
-here), ``models export`` (writes a file from the model's artifact) and
-``triggers fire --run`` (runs the request here). ``data ingest --query``
+here) and ``triggers fire --run`` (runs the request here). ``data ingest --query``
 is refused: it reads a database from this machine, which a server cannot.
 
 Commands whose action is ``None`` start the platform's own processes on the

@@ -19,38 +19,40 @@ def export_command(
                                               help="Write and record the file even when parity fails."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Export a model for edge devices; checks the export against the original first."""
-    from loopml.serve.export import export_model
+    """Export a model for edge devices; checks the export against the original first.
 
-    ws = workspace()
-    frame = None
-    if sample is not None:
-        import pandas as pd
+    With ``LOOPML_SERVER_URL`` the server converts and checks (and records the export), and the file is
+    downloaded here, checked against its sha256 (default ``./NAME-VERSION.onnx``).
+    """
+    from loopml.cli._common import remote
 
-        from loopml.kernel.exceptions import ValidationError
-
-        suffix = sample.suffix.lower()
-        if suffix not in (".parquet", ".pq", ".csv"):
-            raise ValidationError(f"sample {str(sample)!r}: unsupported format {suffix!r}; use .parquet or .csv",
-                                  field="sample", rule="format")
-        frame = pd.read_csv(sample) if suffix == ".csv" else pd.read_parquet(sample)
+    client = remote()
     with console.status(f"exporting {model_ref} to {format} and checking parity", spinner="dots"):
-        result = export_model(ws, model_ref, format=format, output=output, sample=frame, tolerance=tolerance,
-                              require_parity=not allow_parity_failure)
+        if client is not None:
+            with client:
+                result = client.export_model(model_ref, output, format=format, tolerance=tolerance, sample=sample,
+                                             allow_parity_failure=allow_parity_failure)
+        else:
+            from loopml.serve.export import export_model, read_sample
+
+            frame = read_sample(sample) if sample is not None else None
+            result = export_model(workspace(), model_ref, format=format, output=output, sample=frame,
+                                  tolerance=tolerance, require_parity=not allow_parity_failure).to_dict()
     if json_out:
         print_json(result)
         return
-    p = result.parity
-    diff = p.max_abs_diff_proba if p.max_abs_diff_proba is not None else p.max_abs_diff
-    label = "max |diff| proba" if p.max_abs_diff_proba is not None else "max |diff|"
-    verdict = "[green]parity passed[/green]" if p.passed else "[red]parity FAILED[/red]"
-    console.print(f"Exported {result.model_name}/{result.model_version} to {result.format} -> {result.path}")
-    console.print(f"  sha256 {result.digest[:12]}  {result.size:,} bytes  inputs: "
-                  + ", ".join(f"{i['name']} ({i['type']})" for i in result.inputs))
-    agreement = "" if p.label_agreement is None else f", label agreement {p.label_agreement:.2%}"
-    console.print(f"  {verdict} on {p.n_rows} rows ({p.source}): {label} {diff:.3g} "
-                  f"(tolerance {p.tolerance:g}){agreement}")
-    if not p.passed:
+    p = result["parity"]
+    proba = p["max_abs_diff_proba"] is not None
+    diff = p["max_abs_diff_proba"] if proba else p["max_abs_diff"]
+    label = "max |diff| proba" if proba else "max |diff|"
+    verdict = "[green]parity passed[/green]" if p["passed"] else "[red]parity FAILED[/red]"
+    console.print(f"Exported {result['model_name']}/{result['model_version']} to {result['format']} -> {result['path']}")
+    console.print(f"  sha256 {result['digest'][:12]}  {result['size']:,} bytes  inputs: "
+                  + ", ".join(f"{i['name']} ({i['type']})" for i in result["inputs"]))
+    agreement = "" if p["label_agreement"] is None else f", label agreement {p['label_agreement']:.2%}"
+    console.print(f"  {verdict} on {p['n_rows']} rows ({p['source']}): {label} {diff:.3g} "
+                  f"(tolerance {p['tolerance']:g}){agreement}")
+    if not p["passed"]:
         raise typer.Exit(1)
 
 

@@ -50,7 +50,7 @@ from loopml.serve._export_onnx import (
     unsupported_parts,
 )
 
-__all__ = ["FORMATS", "SUPPORTED", "ExportResult", "ParityReport", "export_model"]
+__all__ = ["FORMATS", "SUPPORTED", "ExportResult", "ParityReport", "export_model", "read_sample"]
 
 FORMATS = ("onnx",)
 MEDIA_TYPE = "application/onnx"
@@ -164,6 +164,24 @@ def export_model(
     )
     _record(ws, loaded, result)
     return result
+
+
+def read_sample(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
+    """Rows to check parity on, from a Parquet or CSV file (``fmt``, else the file's suffix).
+
+    Raises:
+        ValidationError: not a .parquet/.pq/.csv file (``field='sample'``).
+    """
+    path = Path(path)
+    kind = fmt or {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(path.suffix.lower())
+    if kind not in ("csv", "parquet"):
+        raise ValidationError(f"sample {str(path)!r}: unsupported format {path.suffix.lower()!r}; use .parquet or .csv",
+                              field="sample", rule="format")
+    try:
+        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except (ValueError, OSError) as exc:  # pandas/pyarrow parse errors are ValueError/ArrowInvalid subclasses
+        raise ValidationError(f"sample is not readable {kind}: {str(exc).splitlines()[0]}",
+                              field="sample", rule="format") from None
 
 
 # ----------------------------------------------------------------- helpers

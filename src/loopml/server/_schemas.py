@@ -424,6 +424,27 @@ class CountOut(_Out):
     count: int
 
 
+class ParityOut(_Out):
+    n_rows: int
+    source: str
+    tolerance: float
+    max_abs_diff_proba: float | None
+    max_abs_diff: float | None
+    label_agreement: float | None
+    passed: bool
+
+
+class ExportOut(_Out):
+    model_name: str
+    model_version: int
+    format: str
+    path: str = Field(description="Where the server wrote it; download the bytes from .../exports/{digest}")
+    digest: str
+    size: int
+    parity: ParityOut
+    inputs: list[dict[str, Any]]
+
+
 class FeedbackOut(_Out):
     endpoint: str
     rows: int

@@ -339,6 +339,42 @@ class RemoteClient:
                              headers={"Content-Type": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"},
                              ).json()  # type: ignore[no-any-return]
 
+    def export_model(self, model_ref: str, output: str | Path | None = None, *, format: str = "onnx",
+                     tolerance: float = 1e-4, sample: str | Path | None = None,
+                     allow_parity_failure: bool = False) -> dict[str, Any]:
+        """Export on the server (parity checked there, recorded), then download the file to ``output``.
+
+        The bytes are checked against the export's sha256 before the file is written; the result's
+        ``path`` is ``output`` (default ``./NAME-VERSION.FORMAT``).
+        """
+        import hashlib
+
+        version = self.resolve(model_ref)
+        name, number = version["name"], int(version["version"])
+        data, headers = None, None
+        if sample is not None:
+            source = Path(sample)
+            is_csv = source.suffix.lower() == ".csv"
+            try:
+                data = source.read_bytes()
+            except OSError as exc:
+                raise E.ValidationError(f"--sample {str(source)!r}: cannot read it: {exc.strerror}", field="sample",
+                                        rule="exists") from exc
+            headers = {"Content-Type": "text/csv" if is_csv else "application/vnd.apache.parquet"}
+        result: dict[str, Any] = self._request(
+            "POST", f"/models/{_q(name)}/versions/{number}/export", content=data, headers=headers,
+            params={"format": format, "tolerance": tolerance, "allow_parity_failure": allow_parity_failure}).json()
+        body = self._request("GET", f"/models/{_q(name)}/versions/{number}/exports/{result['digest']}").content
+        if hashlib.sha256(body).hexdigest() != result["digest"]:
+            raise E.IntegrityError(f"the export of {name}/{number} arrived corrupted: its sha256 does not match "
+                                   f"{result['digest'][:12]}; nothing was written")
+        target = Path(output) if output is not None else Path(f"{name}-{number}.{format}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        partial.write_bytes(body)
+        partial.replace(target)
+        return {**result, "path": str(target.resolve())}
+
     def compact(self, endpoint: str, day: str) -> dict[str, Any]:
         """Merge ``endpoint``'s small log files of ``day`` (``YYYY-MM-DD``), one per hour."""
         return self._request("POST", f"/endpoints/{_q(endpoint)}/predictions/compact",
