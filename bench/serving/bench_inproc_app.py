@@ -114,7 +114,7 @@ async def main_async(a: argparse.Namespace) -> dict:
             "log": not a.no_log, "validate": not a.no_validate, "max_batch_size": a.max_batch_size,
             "cpu_ms_per_req": round(cpu / a.requests * 1000, 3),
             "rows_per_cpu_s": round(a.requests * a.rows / cpu), "wall_rows_per_s": round(a.requests * a.rows / (t1 - t0)),
-            # per thread group: main (event loop), loopml (model thread), log (journal + commit), other
+            # per thread group: main (event loop), model (model thread), log (journal + commit), other
             "thread_cpu_ms_per_req": {k: round((v - th0.get(k, 0.0)) / a.requests * 1000, 3) for k, v in th1.items()},
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "loadavg": os.getloadavg()[0]}

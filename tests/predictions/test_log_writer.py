@@ -16,7 +16,7 @@ import pytest
 
 from loopml.kernel.exceptions import ServingError, ValidationError
 from loopml.predictions import PredictionLog, PredictionSink, count_predictions, query_predictions
-from loopml.predictions._journal import JournalSegment, segment_paths
+from loopml.predictions._journal import JournalSegment, read_segment, segment_paths
 from loopml.predictions._log import commit_blocks
 from loopml.predictions._schema import records_to_table
 from tests.predictions.conftest import make_records
@@ -150,6 +150,38 @@ def test_replay_after_a_crash_mid_commit_writes_no_duplicate(tmp_path: Path) -> 
     PredictionLog(root).close()
     ids = query_predictions(root, "churn", columns=["request_id"])["request_id"]
     assert len(ids) == 18 and ids.is_unique
+
+
+def test_recovery_checks_block_crcs_that_the_writers_own_commit_skips(tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    seg = JournalSegment(root / "_journal", chunk_rows=100)
+    for i in range(2):
+        seg.append(records_to_table(make_records(6, start=i * 6)))
+    seg.sync()
+    raw = bytearray(seg.path.read_bytes())
+    second = raw.index(b"LPJB", raw.index(b"LPJB") + 4)
+    raw[second + 4 : second + 8] = bytes(4)  # the second block's stored CRC no longer matches its bytes
+    seg.path.write_bytes(bytes(raw))
+    # The writer's own commit trusts the bytes it wrote; anyone else checks them.
+    assert sum(t.num_rows for t in read_segment(seg.path, verify=False)[1]) == 12
+    assert sum(t.num_rows for t in read_segment(seg.path)[1]) == 6
+    os.close(seg._fd)  # the writer died: a new log replays the segment, CRCs checked
+    with PredictionLog(root) as log:
+        pass
+    assert log.stats()["recovered_rows"] == 6
+    assert count_predictions(root, "churn") == 6
+
+
+def test_journal_blocks_of_growing_and_shrinking_size_read_back_whole(tmp_path: Path) -> None:
+    seg = JournalSegment(tmp_path / "_journal", chunk_rows=100)
+    tables = [records_to_table(make_records(n, start=100 * i)) for i, n in enumerate((2, 50, 3, 80))]
+    for table in tables:
+        seg.append(table)
+    seg.sync()
+    back = list(read_segment(seg.path)[1])
+    assert [t.num_rows for t in back] == [2, 50, 3, 80]
+    assert all(a.equals(b) for a, b in zip(back, tables, strict=True))
+    seg.discard()
 
 
 def test_a_live_writers_segment_is_not_replayed_by_another(tmp_path: Path) -> None:

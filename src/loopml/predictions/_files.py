@@ -120,10 +120,12 @@ def split_partitions(table: pa.Table) -> list[tuple[tuple[str, int], pa.Table]]:
     hours = pc.divide(table.column("ts").cast(pa.int64()), pa.scalar(_US_PER_HOUR, pa.int64()))
     endpoints = table.column("endpoint")
     body = table.drop_columns(["endpoint"])
-    ep_np = endpoints.to_numpy(zero_copy_only=False)
     hr_np = hours.to_numpy()
-    if hr_np.min() == hr_np.max() and (ep_np == ep_np[0]).all():
-        return [((str(ep_np[0]), int(hr_np[0])), body)]
+    if hr_np.min() == hr_np.max():
+        ends = pc.min_max(endpoints)  # one pass in Arrow; no Python string per row
+        first, last = ends["min"].as_py(), ends["max"].as_py()
+        if first == last and first is not None and endpoints.null_count == 0:
+            return [((str(first), int(hr_np[0])), body)]
     enc = pc.dictionary_encode(endpoints).combine_chunks()
     codes = enc.indices.to_numpy().astype(np.int64)
     names = enc.dictionary.to_pylist()

@@ -313,6 +313,7 @@ class PredictionLog:
         if seg is None or seg.blocks == 0:
             return
         seg.sync()
+        seg.done_writing()
         self._segment = None
         self._stats["segments"] += 1
         self._commits.put(seg)
@@ -340,7 +341,10 @@ class PredictionLog:
         tables = seg.tables
 
         def blocks() -> Iterable[pa.Table]:  # a fresh iterator per attempt: a retry reads the journal again
-            return tables if tables is not None else read_segment(seg.path)[1]
+            # This process wrote the segment whole and still holds its lock: no CRC pass over bytes it
+            # wrote itself (the check guards replay after a crash, which `_recover` still does, and a
+            # segment where a write failed part-way).
+            return tables if tables is not None else read_segment(seg.path, verify=seg.torn)[1]
 
         rows = _retry(lambda: commit_blocks(self.root, seg.id, seg.chunk_rows, blocks()))
         with self._mlock:
