@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.deploy import DEFAULTS
-from loopml.rollout import compare_versions, metric_comparison, two_proportion_test
+from loopml.rollout import compare_versions, look_alpha, metric_comparison, two_proportion_test
 
 CFG = {**DEFAULTS["_common"], **DEFAULTS["canary"], "min_requests": 100, "min_labels": 100}
 
@@ -123,3 +123,33 @@ def test_requests_answered_by_one_model_call_count_once_for_latency() -> None:
     # Without arrival times every request counts (as in a log written one request per call).
     per_request = _by_name(compare_versions(base, cand.drop(columns="ts"), CFG, with_labels=False))
     assert per_request["latency_p95"].n_candidate == 120
+
+
+def test_look_alpha_spends_at_most_alpha_over_any_number_of_looks() -> None:
+    levels = [look_alpha(0.05, k, 3) for k in range(1, 10_001)]
+    assert all(a > b for a, b in zip(levels, levels[1:], strict=False))  # later looks are stricter
+    assert 3 * sum(levels) <= 0.05  # every look of every signal together: at most alpha
+    assert look_alpha(0.05, 1, 1) == 0.05 * 6 / np.pi**2
+
+
+def test_re_testing_a_healthy_candidate_every_look_stays_under_alpha_only_with_spending() -> None:
+    """A/A rollouts, error rate re-tested on the growing sample at 20 looks: how often any look breaches."""
+    rng = np.random.default_rng(7)
+    rollouts, looks, per_look = 400, 20, 50
+    fixed = spent = 0
+    for _ in range(rollouts):
+        fails = rng.random((2, looks * per_look)) < 0.1  # candidate and baseline: the same 10% error rate
+        p_values = [two_proportion_test(int(fails[0, :n].sum()), n, int(fails[1, :n].sum()), n)[1]
+                    for n in range(per_look, looks * per_look + 1, per_look)]
+        fixed += any(p < 0.05 for p in p_values)
+        spent += any(p < look_alpha(0.05, k, 1) for k, p in enumerate(p_values, start=1))
+    assert fixed / rollouts > 0.1  # judged at alpha every look: false breaches pile up
+    assert spent / rollouts <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / rollouts)
+
+
+def test_a_few_milliseconds_slower_is_not_a_latency_breach_however_significant() -> None:
+    base, cand = _frame(2000, latency=5.0), _frame(400, latency=8.5, seed=6)  # p95 ~1.7x, ~6 ms more
+    s = _by_name(compare_versions(base, cand, CFG, with_labels=False))["latency_p95"]
+    assert s.p_value < 1e-6 and s.effect > 1.5 and s.status == "ok"
+    strict = _by_name(compare_versions(base, cand, {**CFG, "min_latency_increase_ms": 2.0}, with_labels=False))
+    assert strict["latency_p95"].status == "breach"

@@ -74,11 +74,14 @@ STRATEGIES = ("direct", "canary", "blue-green", "shadow", "ab")
 #: advance, promote or roll back). ``early_alpha``: the scheduler also looks every second in
 #: between, and rolls back when a breach is this conclusive; below ``min_requests`` an error-rate
 #: breach is judged by an exact test at this level (see ``loopml.rollout``); 0 turns both off.
-#: ``shadow_fraction``: the share of requests the shadow scores.
+#: ``shadow_fraction``: the share of requests the shadow scores. A latency breach needs the
+#: candidate's p95 both ``max_latency_ratio`` times the baseline's and ``min_latency_increase_ms``
+#: above it: a model 3 ms slower on a 5 ms baseline is not a reason to roll back.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "_common": {
         "alias": "champion", "interval_s": 10.0, "alpha": 0.05, "early_alpha": 0.001,
-        "max_error_rate_increase": 0.02, "max_latency_ratio": 1.5, "max_divergence": 0.1,
+        "max_error_rate_increase": 0.02, "max_latency_ratio": 1.5,
+        "min_latency_increase_ms": 10.0, "max_divergence": 0.1,
         "metric": None, "max_metric_drop": 0.02, "min_labels": 100, "auto": True,
     },
     "direct": {},
@@ -171,7 +174,7 @@ def _config(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(f"ab split must be between 0 and 1; got {config['split']}", field="split", rule="range")
     if strategy == "shadow":
         config["shadow_fraction"] = check_fraction(config["shadow_fraction"], "shadow_fraction")
-    for key in ("interval_s", "early_alpha"):
+    for key in ("interval_s", "early_alpha", "min_latency_increase_ms"):
         if not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or not config[key] >= 0:
             raise ValidationError(f"{strategy} rollout: {key} must be a number >= 0; got {config[key]!r}",
                                   field=key, rule="min")

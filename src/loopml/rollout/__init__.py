@@ -1,6 +1,12 @@
 """Online analysis and control of rollouts: promote, advance, hold or roll back on evidence."""
 
-from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison, two_proportion_test
+from loopml.rollout._analysis import (
+    SignalResult,
+    compare_versions,
+    look_alpha,
+    metric_comparison,
+    two_proportion_test,
+)
 from loopml.rollout._controller import (
     Decision,
     analyze_endpoint,
@@ -21,6 +27,7 @@ __all__ = [
     "analyze_running",
     "compare_versions",
     "controller_tick",
+    "look_alpha",
     "metric_comparison",
     "served_between",
     "shadow_endpoint",

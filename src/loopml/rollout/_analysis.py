@@ -16,9 +16,13 @@ few dozen. ``early_alpha=0`` turns this off.
 |----------------------|----------------------------------------|----------------------------------------------|
 | error rate           | two-proportion z-test, one-sided       | p < alpha and increase > max_error_rate_increase |
 | (below min_requests) | Fisher's exact test, one-sided          | p < early_alpha and increase > max_error_rate_increase |
-| latency p95          | Mann-Whitney U, one-sided, per model call | p < alpha and p95 ratio > max_latency_ratio |
+| latency p95          | Mann-Whitney U, one-sided, per model call | p < alpha, p95 ratio > max_latency_ratio and p95 increase > min_latency_increase_ms |
 | prediction divergence| chi-square homogeneity on binned outputs | p < alpha and Jensen-Shannon > max_divergence |
 | model metric (labels)| two-proportion z (accuracy) / Welch t (abs error) | p < alpha and drop > max_metric_drop |
+
+``alpha`` here is the level of one look at one signal (:func:`look_alpha`): the controller
+tests the same growing samples again and again, so the rollout's ``alpha`` is spent across
+its looks and split across its signals.
 """
 
 from __future__ import annotations
@@ -50,6 +54,19 @@ class SignalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def look_alpha(alpha: float, look: int, tests: int) -> float:
+    """The level for each of ``tests`` signals at a rollout's ``look``-th full analysis (1, 2, ...).
+
+    Why: a full analysis every ``interval_s`` tests the same accumulating samples again; judged at
+    ``alpha`` each time, a healthy candidate would be rolled back by chance over a long enough
+    rollout (the optional-stopping problem). Look k spends ``alpha * 6 / (pi^2 k^2)`` (the series
+    sums to ``alpha``), split evenly across the signals (Bonferroni), so the chance of any false
+    breach over the whole rollout stays under ``alpha``. A real breach still shows: its p-value
+    shrinks much faster than the level as samples grow.
+    """
+    return alpha * 6.0 / (math.pi ** 2 * max(look, 1) ** 2) / max(tests, 1)
 
 
 def two_proportion_test(x_c: int, n_c: int, x_b: int, n_b: int) -> tuple[float, float]:
@@ -97,7 +114,7 @@ def _early_error_breach(ec: int, nc: int, eb: int, nb: int, cfg: dict[str, Any])
         return None
     return SignalResult("error_rate", "breach", rb, rc, p, increase, nb, nc,
                         f"candidate {rc:.2%} vs baseline {rb:.2%} errors on {nc} candidate requests, before "
-                        f"min_requests {cfg['min_requests']}: conclusive (Fisher p={p:.3g} < early_alpha {alpha:g})",
+                        f"min_requests {cfg['min_requests']}: conclusive (Fisher p={p:.3g} < {alpha:.2g})",
                         extra={"early": True})
 
 
@@ -127,7 +144,9 @@ def _latency(base: pd.DataFrame, cand: pd.DataFrame, cfg: dict[str, Any]) -> Sig
     pb, pc = float(np.percentile(lb, 95)), float(np.percentile(lc, 95))
     p = float(stats.mannwhitneyu(lc, lb, alternative="greater").pvalue)
     ratio = pc / pb if pb > 0 else math.inf
-    breach = p < cfg["alpha"] and ratio > cfg["max_latency_ratio"]
+    # Rollouts stored before min_latency_increase_ms existed keep judging on the ratio alone.
+    floor = float(cfg.get("min_latency_increase_ms", 0.0))
+    breach = p < cfg["alpha"] and ratio > cfg["max_latency_ratio"] and pc - pb > floor
     return SignalResult("latency_p95", "breach" if breach else "ok", pb, pc, p, ratio, len(lb), len(lc),
                         f"p95 {pc:.1f} ms vs {pb:.1f} ms over {len(lc)} / {len(lb)} model calls (x{ratio:.2f}, p={p:.3g})")
 

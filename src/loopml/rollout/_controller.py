@@ -7,8 +7,10 @@ same data gives the same answer (no traffic flapping).
 
 Cadence: :func:`analyze_running` is cheap enough to call every second (one
 indexed read when no rollout runs; the scheduler does so on its own thread).
-Each running rollout gets a *full* analysis every ``interval_s`` (10 s) at
-``alpha``, which may hold, advance, promote or roll back, and a *quick look*
+Each running rollout gets a *full* analysis every ``interval_s`` (10 s), which
+may hold, advance, promote or roll back, judged at the rollout's ``alpha`` spent
+across its looks and signals (:func:`~loopml.rollout._analysis.look_alpha`: the
+chance of any false breach over the whole rollout stays under ``alpha``), and a *quick look*
 at every call in between, which only rolls back, and only on conclusive
 evidence (p < ``early_alpha`` = 0.001, the Haybittle-Peto rule of interim
 looks in trials). So a clear breach is acted on within a second or two of
@@ -49,7 +51,7 @@ from loopml.deploy import (
 )
 from loopml.kernel.exceptions import DeploymentError, LoopmlError
 from loopml.kernel.types import utcnow
-from loopml.rollout._analysis import SignalResult, compare_versions, metric_comparison
+from loopml.rollout._analysis import SignalResult, compare_versions, look_alpha, metric_comparison
 from loopml.workspace import Workspace
 
 __all__ = ["Decision", "analyze_rollout", "analyze_running", "controller_tick", "shadow_endpoint"]
@@ -94,6 +96,16 @@ def _elapsed(r: RolloutRecord, now: datetime) -> float:
     return (now - r.step_started_at).total_seconds()
 
 
+def _full_looks(r: RolloutRecord) -> int:
+    """Full analyses of ``r`` so far (a collapsed entry counts its ``analyses``)."""
+    return sum(int(e.get("analyses", 1)) for e in r.evidence if "decision" in e and e.get("look", "full") == "full")
+
+
+def _tests(r: RolloutRecord, cfg: dict[str, Any]) -> int:
+    """How many signals one analysis tests (error rate, latency, divergence, and the metric when labelled)."""
+    return 4 if r.strategy == "ab" or cfg.get("metric") else 3
+
+
 def _last_analysis(r: RolloutRecord) -> datetime | None:
     for entry in reversed(r.evidence):
         if "ts" in entry:
@@ -104,8 +116,9 @@ def _last_analysis(r: RolloutRecord) -> datetime | None:
 def analyze_rollout(ws: Workspace, r: RolloutRecord, *, now: datetime | None = None, force: bool = False) -> Decision:
     """One look at a running rollout, applied (traffic moved, evidence stored).
 
-    A full analysis every ``interval_s`` (or when ``force``d) judges at ``alpha`` and may hold,
-    advance, promote or roll back. A look in between is *quick*: it judges at ``early_alpha`` and can
+    A full analysis every ``interval_s`` (or when ``force``d) judges each signal at
+    ``look_alpha(alpha, look, signals)`` and may hold, advance, promote or roll back. A look in between
+    is *quick*: it judges at ``early_alpha`` (split across the signals) and can
     only roll back, on conclusive evidence; when nothing is conclusive it is a ``skip`` and stores
     nothing. Blue-green (a health check, not a test on samples) and rollouts without ``early_alpha``
     have no quick looks.
@@ -117,22 +130,25 @@ def analyze_rollout(ws: Workspace, r: RolloutRecord, *, now: datetime | None = N
     early_alpha = float(cfg.get("early_alpha") or 0.0)
     if not full and (early_alpha <= 0 or r.strategy == "blue-green"):
         return Decision(r.endpoint, r.id, "skip", "analysed less than interval_s ago", [])
-    signals = _signals(ws, r, cfg if full else {**cfg, "alpha": min(early_alpha, float(cfg["alpha"]))})
+    tests, look = _tests(r, cfg), _full_looks(r) + 1
+    alpha = look_alpha(float(cfg["alpha"]), look, tests) if full else min(early_alpha, float(cfg["alpha"])) / tests
+    signals = _signals(ws, r, {**cfg, "alpha": alpha, "early_alpha": early_alpha / tests})
     if full:
         action, reason = _decide(r, signals, _elapsed(r, now))
     else:
         breaches = [s for s in signals if s.status == "breach"]
         if not breaches:
             return Decision(r.endpoint, r.id, "skip",
-                            f"quick look (p < early_alpha {early_alpha:g}): nothing conclusive; full analysis every "
+                            f"quick look (p < {alpha:.2g} per signal): nothing conclusive; full analysis every "
                             f"{float(cfg['interval_s']):g}s", [s.to_dict() for s in signals])
         action = "rollback"
         reason = "; ".join(f"{s.name} breached: {s.detail}" for s in breaches) + (
-            f" (quick look between analyses: p < early_alpha {early_alpha:g})")
+            f" (quick look between analyses: p < {alpha:.2g} per signal)")
     evidence = {
         "ts": now.isoformat(), "step": r.step, "candidate_weight": r.candidate_weight,
         "window_start": r.step_started_at.isoformat(), "signals": [s.to_dict() for s in signals],
         "decision": action, "reason": reason, "look": "full" if full else "quick",
+        "alpha": alpha, "look_index": look if full else None,
         # What a repeated hold must match to replace the last entry instead of adding one.
         "state": f"{action}|{r.step}|" + ",".join(f"{s.name}={s.status}" for s in signals),
     }

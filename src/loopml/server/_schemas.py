@@ -337,6 +337,7 @@ class DeployOptions(_In):
         None, ge=0, lt=1, description="Quick looks between analyses roll back at p < early_alpha; 0 turns them off")
     max_error_rate_increase: float | None = Field(None, ge=0, le=1)
     max_latency_ratio: float | None = Field(None, gt=0, le=1000)
+    min_latency_increase_ms: float | None = Field(None, ge=0, le=3_600_000)
     max_divergence: float | None = Field(None, ge=0, le=1)
     metric: str | None = Field(None, max_length=64)
     max_metric_drop: float | None = Field(None, ge=0, le=1)
