@@ -190,18 +190,9 @@ def validate_cmd(
                         [(f["column"], f["rule"], f["severity"], f["count"],
                           ", ".join(f"row {e['row']}: {e['value']!r}" for e in f["examples"]), f["message"])
                          for f in failures])
-        console.print(("[green]valid[/green]: " if report["ok"] else "[red]invalid[/red]: ") + _summary(report))
+        console.print(("[green]valid[/green]: " if report["ok"] else "[red]invalid[/red]: ") + report["summary"])
     if not report["ok"]:
         raise typer.Exit(1)
-
-
-def _summary(report: dict[str, Any]) -> str:
-    """``ValidationReport.summary()`` from its dict."""
-    failures = report["failures"]
-    if not failures:
-        return f"all rules pass on {report['n_rows']} rows"
-    return (f"{report['n_errors']} rule(s) failed, {report['n_warnings']} warning(s) on {report['n_rows']} rows: "
-            + "; ".join(f["message"] for f in failures[:3]))
 
 
 class _nullcontext:

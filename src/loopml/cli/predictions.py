@@ -52,8 +52,7 @@ def query(
         with client:
             records = client.query_predictions(endpoint, **window, limit=limit or None)
     else:
-        from loopml.predictions import query_predictions
-        from loopml.predictions import json_records
+        from loopml.predictions import json_records, query_predictions
 
         records = json_records(query_predictions(workspace(), endpoint, **window, limit=limit or None))
     if json_out:

@@ -99,6 +99,7 @@ class ValidationReportOut(_Out):
     n_columns: int
     n_errors: int
     n_warnings: int
+    summary: str
     failures: list[RuleFailureOut]
 
 

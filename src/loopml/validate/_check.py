@@ -70,7 +70,7 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "n_rows": self.n_rows, "n_columns": self.n_columns,
-                "n_errors": len(self.errors), "n_warnings": len(self.warnings),
+                "n_errors": len(self.errors), "n_warnings": len(self.warnings), "summary": self.summary(),
                 "failures": [f.to_dict() for f in self.failures]}
 
     def raise_for_errors(self) -> ValidationReport:
