@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
-import pandas as pd
-from sklearn.linear_model import LogisticRegression
-
 from loopml.deploy import deploy, get_rollout
 from loopml.kernel.types import utcnow
 from loopml.predictions import open_prediction_log
-from loopml.register import register_model
 from loopml.rollout import analyze_rollout, look_alpha
-
-
-def _versions(ws) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
-    model = LogisticRegression().fit(x, (x.a > 0).astype(int))
-    return tuple(register_model(ws, "churn", model, gates_passed=True).version for _ in range(2))  # type: ignore[return-value]
+from tests.deploy.test_rollouts import _register
 
 
 def test_every_full_analysis_is_judged_at_a_smaller_share_of_alpha(sqlite_workspace) -> None:  # type: ignore[no-untyped-def]
     ws = sqlite_workspace
-    v1, v2 = _versions(ws)
+    v1, v2 = _register(ws), _register(ws)
     deploy(ws, "e", f"churn/{v1}")
     deploy(ws, "e", f"churn/{v2}", strategy="canary", steps=[0.5, 1.0], min_requests=10_000, min_seconds=0)
     now = utcnow()
