@@ -93,3 +93,31 @@ def test_spec_errors_that_need_no_data_fail_before_any_step_runs(sqlite_workspac
     with pytest.raises(SpecError, match=message):
         run_recipe(sqlite_workspace, spec)
     assert list_runs(sqlite_workspace) == []
+
+
+def test_no_source_trains_on_a_registered_version_pinned_before_the_run(sqlite_workspace) -> None:
+    import pandas as pd
+
+    from loopml.ingest import ingest
+    from loopml.kernel.exceptions import NotFoundError
+    from loopml.validate import Contract
+
+    ws = sqlite_workspace
+    spec = _small_recipe(ws.root)
+    frame = pd.read_csv(spec["data"]["source"])
+    ingest(ws, frame, "seattle-weather", target="rain_tomorrow")
+    contract = Contract.from_yaml(Path(spec["data"]["contract"]).read_text()).to_dict()
+    registered = {**spec, "data": {**spec["data"], "source": None, "contract": contract}}  # the contract inline
+    first = run_recipe(ws, registered)
+    assert first.status == "succeeded" and first.dataset_version["ref"] == "seattle-weather@1"
+    assert first.steps[1] == {**first.steps[1], "name": "validate_data", "status": "succeeded"}
+
+    ingest(ws, frame.iloc[: len(frame) - 30], "seattle-weather", target="rain_tomorrow")  # a newer version
+    newest = run_recipe(ws, registered)
+    assert newest.dataset_version["ref"] == "seattle-weather@2" and newest.steps[0]["status"] == "succeeded"
+    pinned = run_recipe(ws, {**registered, "data": {**registered["data"], "version": 1}})
+    assert pinned.dataset_version["ref"] == "seattle-weather@1"
+    with pytest.raises(NotFoundError, match="seattle-weather@3|version 3"):
+        run_recipe(ws, {**registered, "data": {**registered["data"], "version": 3}})
+    with pytest.raises(SpecError, match="version"):
+        run_recipe(ws, {**spec, "data": {**spec["data"], "version": 1}})  # a version goes without a source

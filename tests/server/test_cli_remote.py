@@ -152,9 +152,9 @@ def test_a_store_verb_acts_as_the_token_user_and_needs_the_store(live_sqlite: Li
     assert audit_log(live_sqlite.ws, action="dataset.ingest")[0].actor == "data_scientist"
     monkeypatch.delenv("LOOPML_DB_URL")
     monkeypatch.setenv("LOOPML_ROOT", str(tmp_path / "nowhere"))
-    scored = cli("score", "churn/1", "--input", str(csv), "--output", str(tmp_path / "o.parquet"),
+    scored = cli("score", "churn/1", "--input", str(csv), "--output", str(tmp_path / "o.parquet"), "--here",
                  role="data_scientist")  # scores on this machine: it needs the store
-    assert scored.exit_code == 1 and "has no REST counterpart" in scored.stderr and "LOOPML_DB_URL" in scored.stderr
+    assert scored.exit_code == 1 and "computes on this machine" in scored.stderr and "LOOPML_DB_URL" in scored.stderr
     # the governance and read verbs need no store: they go over HTTP
     assert cli("audit", "log", "--json", role="viewer").exit_code == 0
     assert json.loads(cli("data", "list", "--json", role="viewer").stdout)[0]["name"] == "w"

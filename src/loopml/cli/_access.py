@@ -17,11 +17,15 @@ the file, checked against its sha256), ``deploy``, ``rollout``,
 ``lineage``, ``trace``, ``audit``, ``privacy``, ``users`` and ``tokens`` (issuing
 one is the server's ``token.admin``; anyone lists and revokes their own). Files a verb
 reads (a dataset, labels, a contract, a monitor spec, a recipe) are read here
-and sent. The rest need the shared store (``LOOPML_DB_URL``,
+and sent. Compute goes to the server too: ``run`` submits the recipe to the
+server's scheduler (a local data file is uploaded as a dataset version first)
+and waits for its result, ``score`` uploads the file and downloads the scored
+output, and ``triggers fire --run`` waits for the scheduler's run. Only
+``run --here`` and ``score --here`` (or ``score --executor ray``) compute on
+this machine: they need the shared store (``LOOPML_DB_URL``,
 ``LOOPML_ARTIFACTS_URL``) and act on it with the token's user as the actor,
-never a self-declared ``LOOPML_ACTOR``: ``run`` and ``score`` (they execute
-here) and ``triggers fire --run`` (runs the request here). ``data ingest --query``
-is refused: it reads a database from this machine, which a server cannot.
+never a self-declared ``LOOPML_ACTOR``. ``data ingest --query`` is refused: it
+reads a database from this machine, which a server cannot.
 
 Commands whose action is ``None`` start the platform's own processes on the
 host that holds the store (``server``, ``up``, ``scheduler``, ``serve``,
@@ -225,7 +229,7 @@ def caller() -> str | None:
     """The actor for a command about to open the store: the token's user in remote mode (checked), else ``None``.
 
     Raises:
-        ConfigError: remote mode, and no shared store is configured (the command has no REST counterpart).
+        ConfigError: remote mode, and no shared store is configured (the command computes on this machine).
     """
     name = check()
     if name is None:
@@ -233,7 +237,8 @@ def caller() -> str | None:
     settings = get_settings()
     if not settings.db_url and not settings.workspace_dir.exists():
         raise ConfigError(
-            f"'loopml {command_path()}' has no REST counterpart: besides LOOPML_SERVER_URL it needs the shared "
-            "store (LOOPML_DB_URL and LOOPML_ARTIFACTS_URL) to act on as the token's user"
+            f"'loopml {command_path()}' computes on this machine here: besides LOOPML_SERVER_URL it needs the "
+            "shared store (LOOPML_DB_URL and LOOPML_ARTIFACTS_URL) to act on as the token's user; without --here "
+            "(and a Ray executor) the server does the work"
         )
     return name

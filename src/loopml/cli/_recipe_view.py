@@ -16,8 +16,8 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def show_recipe_result(result: Any) -> None:
-    d = result.to_dict()
+def show_recipe_result(d: dict[str, Any]) -> None:
+    """A recipe run's steps, data, evaluation, gates and registration (``RecipeResult.to_dict()``)."""
     steps = Table(title=f"pipeline run {d['run_id']} — {d['status']}")
     for col in ("step", "status", "cache", "seconds"):
         steps.add_column(col)

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         if not json_out:
             from loopml.cli._recipe_view import show_recipe_result
 
-            show_recipe_result(result)
+            show_recipe_result(result.to_dict())
         story = None
         if loop and result.model_version and result.model_version.get("gates_passed"):
             from loopml.scheduler import play_loop

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from loopml.cli._common import console, handle_errors, print_json, workspace
+from loopml.cli._common import console, err_console, handle_errors, print_json, remote, workspace
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -25,9 +26,21 @@ def score(
     batch_rows: int = typer.Option(65536, "--batch-rows", help="Rows per record batch (bounds memory)."),
     executor: str = typer.Option("inprocess", "--executor",
                                  help="inprocess, or ray | ray://HOST:PORT (Parquet input, Ray Data workers)."),
+    here: bool = typer.Option(False, "--here", help="With LOOPML_SERVER_URL: score on this machine, on the shared "
+                                                    "store, instead of uploading the file to the server."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Score a file in record batches; rows that break the contract go to a reject file."""
+    """Score a file in record batches; rows that break the contract go to a reject file.
+
+    With LOOPML_SERVER_URL the file is uploaded and scored on the server (its request size limit applies),
+    and the output and rejects are downloaded, each checked against its sha256.
+    """
+    client = None if here or executor != "inprocess" else remote()
+    if client is not None:
+        with client, err_console.status(f"scoring {input.name} on {client.url}", spinner="dots"):
+            result = client.score_file(model_ref, input, output, reject=reject, batch_rows=batch_rows)
+        _show(result, json_out)
+        return
     from loopml.serve.batch import score_file
 
     if executor == "ray" or executor.startswith("ray:"):
@@ -44,8 +57,7 @@ def score(
                               field="--executor", rule="choice")
     ws = workspace()
     if json_out:
-        result = score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows)
-        print_json(result)
+        _show(score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows).to_dict(), True)
         return
     with Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,.0f} rows"),
                   _RowsPerSecond(), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -55,11 +67,20 @@ def score(
             bar.update(task, completed=done, total=total)
 
         result = score_file(ws, model_ref, input, output, reject_path=reject, batch_rows=batch_rows, progress=progress)
-    console.print(f"Scored {result.rows_scored:,} of {result.rows_in:,} rows with {result.model_name}/{result.model_version} "
-                  f"in {result.seconds:.2f}s -> {result.output_path}")
-    if result.rows_rejected:
-        console.print(f"[yellow]{result.rows_rejected:,} rows rejected[/yellow] -> {result.reject_path}")
-    console.print(f"batch {result.batch_id}  input sha256 {result.input_digest[:12]}  output sha256 {result.output_digest[:12]}")
+    _show(result.to_dict(), False)
+
+
+def _show(result: dict[str, Any], json_out: bool) -> None:
+    """A scored batch (``BatchResult.to_dict()``), as JSON or as three lines."""
+    if json_out:
+        print_json(result)
+        return
+    console.print(f"Scored {result['rows_scored']:,} of {result['rows_in']:,} rows with {result['model_name']}/"
+                  f"{result['model_version']} in {result['seconds']:.2f}s -> {result['output_path']}")
+    if result["rows_rejected"]:
+        console.print(f"[yellow]{result['rows_rejected']:,} rows rejected[/yellow] -> {result['reject_path']}")
+    console.print(f"batch {result['batch_id']}  input sha256 {result['input_digest'][:12]}  "
+                  f"output sha256 {result['output_digest'][:12]}")
 
 
 def register(app: typer.Typer) -> None:

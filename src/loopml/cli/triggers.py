@@ -1,8 +1,8 @@
 """``loopml triggers``: what starts a continuous-training run.
 
-With ``LOOPML_SERVER_URL`` set every verb goes over HTTP (``fire --run`` runs the request here, so it needs
-the store); ``add`` reads and checks the recipe here and sends it: the paths it names (data, contract) must be
-readable where the server's scheduler runs. The printers take the records' ``to_dict()`` shape, which is also
+With ``LOOPML_SERVER_URL`` set every verb goes over HTTP (``fire --run`` waits for the server's scheduler to
+run the request); ``add`` reads and checks the recipe here and sends it: the paths it names (data, contract)
+must be readable where the server's scheduler runs. The printers take the records' ``to_dict()`` shape, which is also
 what the server sends.
 """
 
@@ -90,20 +90,25 @@ def add(
 def fire(
     name: str = typer.Argument(...),
     reason: str = typer.Option(None, "--reason"),
-    run_now: bool = typer.Option(False, "--run", help="Also run the request here instead of leaving it to the scheduler."),
+    run_now: bool = typer.Option(False, "--run", help="Run it now and wait: here, or with a server, on its scheduler."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fire a trigger now (a person's decision, recorded with the reason)."""
     from loopml.trigger import fire_trigger
 
     client = remote()
-    if client is not None and not run_now:  # the server fires it as the token's user; its scheduler runs it
+    if client is not None:  # the server fires it as the token's user; its scheduler runs it
         with client:
             fired = client.fire_trigger(name, reason=reason)
+            if run_now:
+                from loopml.cli._remote import wait_for_run
+
+                fired = wait_for_run(client, fired, show=not json_out)
         if json_out:
             print_json(fired)
         else:
-            console.print(f"run request {fired['id']}: {fired['status']}")
+            console.print(f"run request {fired['id']}: {fired['status']}"
+                          + (f", run {fired['run_id']}" if fired.get("run_id") else ""))
         return
     ws = workspace()
     request = fire_trigger(ws, name, reason=reason)
@@ -111,6 +116,10 @@ def fire(
         from loopml.scheduler import execute_next_request
 
         request = execute_next_request(ws, f"cli:{ws.actor}") or request
+        if request.status == "failed":  # as with a server: a failed run is a failed command
+            from loopml.kernel.exceptions import PipelineError
+
+            raise PipelineError(f"run request {request.id} failed: {request.error}")
     if json_out:
         print_json(request)
     else:

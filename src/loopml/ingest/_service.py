@@ -70,6 +70,7 @@ def ingest(
     format: str | None = None,
     target: str | None = None,
     progress: Progress | None = None,
+    source_name: str | None = None,
 ) -> DatasetVersionRecord:
     """Store ``source`` as a new version of dataset ``name`` (or return the identical one).
 
@@ -83,6 +84,9 @@ def ingest(
             first version (must be a column of the data).
         progress: called with a stage name (reading, hashing, profiling,
             writing, recording) for progress bars.
+        source_name: what the record, the lineage graph and messages call a
+            file source, in place of its path (``upload:NAME`` for a file the
+            server received in a temporary folder).
 
     Raises:
         DataError: the source cannot be read (missing file, failing query).
@@ -94,6 +98,8 @@ def ingest(
     step("reading")
     src = read_source(source, query=query, format=format)
     source_info, node_id = src.info, src.node_id
+    if source_name is not None:
+        source_info, node_id = {**source_info, "path": source_name}, source_name
     what = str(source_info.get("path") or source_info.get("url") or f"the {source_info['kind']}")
     table = normalise_table(src.table, what)
     del src  # the normalised table replaces the raw one; free it before profiling

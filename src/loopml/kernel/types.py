@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from loopml.kernel.exceptions import ValidationError
 
-__all__ = ["ModelRef", "new_id", "utcnow"]
+__all__ = ["ModelRef", "jsonable", "new_id", "utcnow"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -74,3 +76,35 @@ class ModelRef:
         if self.version is not None:
             return f"{self.name}/{self.version}"
         return self.name
+
+
+def jsonable(value: Any, field: str) -> Any:
+    """``value`` as plain JSON: records via ``to_dict()``, numpy scalars unboxed, NaN/inf → null.
+
+    PostgreSQL's JSONB rejects NaN, and metrics are often NaN (an undefined
+    AUC): storing ``null`` keeps the row writable on every backend.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):  # numpy ints are not ints; int subclasses (enums) are made plain
+        return int(value)
+    if isinstance(value, float):  # np.float64 is a float subclass: store the plain float
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return jsonable(value.to_dict(), field)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, f"{field}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v, field) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return jsonable(value.item(), field)
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy array
+        return jsonable(value.tolist(), field)
+    if hasattr(value, "isoformat") and callable(value.isoformat):
+        return value.isoformat()
+    raise ValidationError(
+        f"{field} is not JSON-serializable: a {type(value).__name__} value {value!r:.60}",
+        field=field, rule="json",
+    )

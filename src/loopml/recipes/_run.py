@@ -12,7 +12,7 @@ from loopml.recipes._steps import STEPS, file_digest
 from loopml.recipes.spec import RecipeSpec, load_spec, parse_spec
 from loopml.workspace import Workspace
 
-__all__ = ["RecipeResult", "check_spec", "recipe_params", "recipe_pipeline", "run_recipe"]
+__all__ = ["RecipeResult", "check_spec", "recipe_params", "recipe_pipeline", "run_recipe", "submit_recipe"]
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,24 @@ def _champion(ws: Workspace, spec: RecipeSpec) -> str | None:
     return f"{record.name}/{record.version}"
 
 
+def _registered_version(ws: Workspace, spec: RecipeSpec) -> int | None:
+    """With no source, the dataset version the run trains on: "newest" is fixed before the run, so the
+    ingest step's cache key names the version (a newer one misses the cache)."""
+    data = spec.data
+    if data.source or data.sql_url:
+        return data.version
+    from loopml.ingest import get_dataset_version
+
+    return get_dataset_version(ws, f"{data.dataset}@{data.version}" if data.version else data.dataset).version
+
+
 def recipe_params(ws: Workspace, spec: RecipeSpec) -> dict[str, Any]:
     """The pipeline's params from the spec, plus what is resolved just before the run."""
     data = spec.data
     source_digest = None
     if data.source and "://" not in data.source and Path(data.source).is_file():
         source_digest = file_digest(data.source)
+    version = _registered_version(ws, spec)
     search = spec.train.search.model_dump() if spec.train.search else None
     return {
         "dataset": data.dataset,
@@ -66,6 +78,7 @@ def recipe_params(ws: Workspace, spec: RecipeSpec) -> dict[str, Any]:
         "sql_url": data.sql_url,
         "query": data.query,
         "source_digest": source_digest,
+        "version": version,
         "target": data.target,
         "contract_file": data.contract,
         "time_column": data.time_column,
@@ -112,6 +125,40 @@ def check_spec(spec: RecipeSpec) -> None:
         from loopml.train import parse_space
 
         parse_space(spec.train.search.space)
+
+
+def submit_recipe(ws: Workspace, spec: RecipeSpec | dict[str, Any], *, reason: str | None = None) -> Any:
+    """Queue the recipe for the scheduler (a run request), once it is known to be runnable here.
+
+    Checked now, not when the scheduler gets to it: the spec, and that its files
+    exist on this machine (or, with no source, that the dataset is registered).
+
+    Raises:
+        SpecError: the spec is invalid.
+        ValidationError: a file it names is not readable here (``data.source``, ``data.contract``).
+        NotFoundError: no source, and the dataset (or its ``version``) is not registered.
+    """
+    from loopml.kernel.exceptions import ValidationError
+    from loopml.trigger import submit_run
+
+    if isinstance(spec, dict):
+        spec = parse_spec(spec, origin="submitted recipe")
+    check_spec(spec)
+    data = spec.data
+    files = {"data.source": data.source if data.source and "://" not in data.source else None,
+             "data.contract": data.contract if isinstance(data.contract, str) else None}
+    for key, path in files.items():
+        if path is not None and not Path(path).is_file():
+            raise ValidationError(
+                f"{key}: {path} is not a file where the runs execute; send the file's content instead "
+                "(the CLI uploads a local data file as a dataset version and inlines a contract)",
+                field=key, rule="exists")
+    if isinstance(data.contract, dict):
+        from loopml.validate import Contract
+
+        Contract.from_dict(data.contract)  # a broken inline contract fails now, naming its field
+    _registered_version(ws, spec)  # with no source: a dataset (version) that is not registered fails here
+    return submit_run(ws, spec.model_dump(by_alias=True, mode="json"), reason=reason)
 
 
 def run_recipe(

@@ -34,16 +34,21 @@ def ingest_data(
     sql_url: str | None = None,
     query: str | None = None,
     source_digest: str | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """A dataset version from the recipe's source (same content → same version).
+    """A dataset version from the recipe's source (same content → same version), or, with no
+    source, the registered ``version`` (resolved before the run, so a newer one misses the cache).
 
     ``source_digest`` (the file's sha256, computed by the recipe before the run)
     is a param so that an edited file misses the cache and an unchanged one hits.
     """
-    from loopml.ingest import ingest
+    from loopml.ingest import get_dataset_version, ingest
 
     ws = context.workspace
-    record = ingest(ws, sql_url if sql_url else source, dataset, query=query, target=target)
+    if source or sql_url:
+        record = ingest(ws, sql_url if sql_url else source, dataset, query=query, target=target)
+    else:
+        record = get_dataset_version(ws, f"{dataset}@{version}")
     context.link(record.lineage_node, "used_by")
     return {"ref": record.ref, "name": record.name, "version": record.version, "digest": record.digest,
             "n_rows": record.n_rows, "new": record.new}
@@ -51,7 +56,7 @@ def ingest_data(
 
 @step(outputs=("data", "validation_report"))
 def validate_data(
-    context: Any, dataset_version: dict[str, Any], *, target: str, contract_file: str | None = None
+    context: Any, dataset_version: dict[str, Any], *, target: str, contract_file: str | dict[str, Any] | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check the data against its contract; a violation stops the run before training."""
     from loopml.ingest import load_frame
@@ -66,7 +71,9 @@ def validate_data(
             field="data.target",
             rule="exists",
         )
-    if contract_file:
+    if isinstance(contract_file, dict):  # the contract itself, sent with a remote run
+        contract = Contract.from_dict(contract_file)
+    elif contract_file:
         from pathlib import Path
 
         path = Path(contract_file)

@@ -37,9 +37,12 @@ class DataSpec(_Strict):
     source: str | None = None
     sql_url: str | None = None
     query: str | None = None
+    #: With no source: train on this registered version of ``dataset`` (none given: its newest).
+    version: int | None = Field(None, ge=1)
     target: str
     time_column: str | None = None
-    contract: str | None = None
+    #: A contract file, or the contract itself (a mapping, as a remote run sends it).
+    contract: str | dict[str, Any] | None = None
     drop: list[str] = Field(default_factory=list)
     features: list[str] | None = None
 
@@ -47,6 +50,8 @@ class DataSpec(_Strict):
     def _one_source(self) -> DataSpec:
         if self.query and not self.sql_url:
             raise ValueError("'query' needs 'sql_url' (a SQLAlchemy URL)")
+        if self.version is not None and (self.source or self.sql_url):
+            raise ValueError("'version' names a registered version of the dataset: give it without 'source' or 'sql_url'")
         return self
 
 
@@ -172,7 +177,7 @@ def load_spec(path: str | Path) -> RecipeSpec:
     updates: dict[str, Any] = {}
     if data_spec.source and "://" not in data_spec.source and not Path(data_spec.source).is_absolute():
         updates["source"] = str((base / data_spec.source).resolve())
-    if data_spec.contract and not Path(data_spec.contract).is_absolute():
+    if isinstance(data_spec.contract, str) and not Path(data_spec.contract).is_absolute():
         updates["contract"] = str((base / data_spec.contract).resolve())
     if updates:
         spec = spec.model_copy(update={"data": data_spec.model_copy(update=updates)})

@@ -8,7 +8,6 @@ user sees the right name in the message.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,7 +26,6 @@ __all__ = [
     "find_model",
     "find_version",
     "find_version_by_name",
-    "jsonable",
     "lock_model",
     "lock_or_create_model",
     "model_record",
@@ -68,38 +66,6 @@ def check_alias(alias: str) -> str:
             field="alias", rule="reserved",
         )
     return alias
-
-
-def jsonable(value: Any, field: str) -> Any:
-    """``value`` as plain JSON: records via ``to_dict()``, numpy scalars unboxed, NaN/inf → null.
-
-    PostgreSQL's JSONB rejects NaN, and metrics are often NaN (an undefined
-    AUC): storing ``null`` keeps the row writable on every backend.
-    """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):  # numpy ints are not ints; int subclasses (enums) are made plain
-        return int(value)
-    if isinstance(value, float):  # np.float64 is a float subclass: store the plain float
-        return float(value) if math.isfinite(value) else None
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return jsonable(value.to_dict(), field)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, f"{field}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v, field) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return jsonable(value.item(), field)
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy array
-        return jsonable(value.tolist(), field)
-    if hasattr(value, "isoformat") and callable(value.isoformat):
-        return value.isoformat()
-    raise ValidationError(
-        f"{field} is not JSON-serializable: a {type(value).__name__} value {value!r:.60}",
-        field=field, rule="json",
-    )
 
 
 # Hot-path statements are built once with bound parameters: SQLAlchemy then reuses

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from loopml.kernel.exceptions import NotFoundError, ValidationError
-from loopml.kernel.types import ModelRef, check_name, utcnow
+from loopml.kernel.types import ModelRef, check_name, jsonable, utcnow
 from loopml.metadata._orm import ModelVersion, RegisteredModel, Run
 from loopml.metadata.lineage import dataset_version_node
 from loopml.register._aliases import ModelHandle, Target, move_alias
@@ -20,7 +20,6 @@ from loopml.register._queries import (
     find_model,
     find_version,
     find_version_by_name,
-    jsonable,
     lock_model,
     lock_or_create_model,
     model_record,

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from loopml.kernel.exceptions import LoopmlError, ValidationError
-from loopml.kernel.types import utcnow
+from loopml.kernel.types import jsonable, utcnow
 from loopml.metadata.leases import acquire_lease, lease_holder, release_lease
 from loopml.monitor.alerts import NotificationDispatcher, deliver_pending
 from loopml.trigger import (
@@ -112,10 +112,13 @@ def execute_next_request(ws: Workspace, worker: str, *,
                                     "or names neither a recipe nor a recipe file")
     from loopml.recipes import run_recipe
 
+    # A submitted recipe runs as the person who submitted it (their name on what it registers).
+    submitter = request.context.get("by") if request.context.get("type") == "submitted" else None
+    run_ws = ws.as_actor(submitter) if submitter else ws
     try:
         with _LeaseKeeper(ws, request_lease(request.id), worker, lease_ttl_s):
             spec: Any = recipe or recipe_path
-            result = run_recipe(ws, spec, trigger={**request.context, "run_request_id": request.id})
+            result = run_recipe(run_ws, spec, trigger={**request.context, "run_request_id": request.id})
     except LoopmlError as exc:
         run_id = getattr(exc, "run_id", None)
         return finish_request(ws, request.id, run_id=run_id, error=str(exc))
@@ -123,7 +126,12 @@ def execute_next_request(ws: Workspace, worker: str, *,
         log.exception("run request %s failed", request.id)
         return finish_request(ws, request.id, run_id=getattr(exc, "run_id", None),
                               error=f"{type(exc).__name__}: {exc}")
-    return finish_request(ws, request.id, run_id=result.run_id)
+    try:
+        payload = jsonable(result, "result")
+    except ValidationError:  # an output that is not JSON must not leave the request running
+        log.exception("run request %s: its result is not JSON; kept without it", request.id)
+        payload = None
+    return finish_request(ws, request.id, run_id=result.run_id, result=payload)
 
 
 class Scheduler:

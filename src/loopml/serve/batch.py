@@ -294,6 +294,8 @@ def score_file(
     reject_path: str | Path | None = None,
     batch_rows: int = 65536,
     progress: Progress | None = None,
+    input_name: str | None = None,
+    keep_outputs: bool = False,
 ) -> BatchResult:
     """Score ``input_path`` with ``model_ref`` into ``output_path``, streaming.
 
@@ -301,6 +303,11 @@ def score_file(
     ``prediction`` and, for classifiers, ``proba_<class>``. Rejected rows keep
     their input values plus ``_row`` (0-based row number) and ``_reject_reason``.
     ``reject_path`` defaults to ``<output>.rejects<ext>``, written only when a row fails.
+
+    ``keep_outputs`` (the server, scoring an upload in a temporary folder) also
+    stores the output and reject files in the artifact store, and records them
+    as ``artifact:<sha256>``; ``input_name`` is what the record calls the input
+    (default: its path).
 
     Raises:
         NotFoundError: the input file does not exist.
@@ -370,23 +377,56 @@ def score_file(
         rejects.abort()
         raise
 
+    batch_id = new_id()
+    output_digest, reject_digest = sha256_file(dst), sha256_file(rej) if has_rejects else None
+    output_name, reject_name = str(dst.resolve()), str(rej.resolve()) if has_rejects else None
+    if keep_outputs:
+        output_name = _keep(ws, dst, out_fmt, batch_id)
+        reject_name = _keep(ws, rej, rej_fmt, batch_id) if has_rejects else None
     result = BatchResult(
-        batch_id=new_id(),
+        batch_id=batch_id,
         model_name=loaded.name,
         model_version=int(loaded.version),
-        input_path=str(src.resolve()),
-        output_path=str(dst.resolve()),
-        reject_path=str(rej.resolve()) if has_rejects else None,
+        input_path=input_name or str(src.resolve()),
+        output_path=output_name,
+        reject_path=reject_name,
         rows_in=rows_in,
         rows_scored=out.rows,
         rows_rejected=rejects.rows,
         input_digest=sha256_file(src),
-        output_digest=sha256_file(dst),
-        reject_digest=sha256_file(rej) if has_rejects else None,
+        output_digest=output_digest,
+        reject_digest=reject_digest,
         seconds=round(time.perf_counter() - t0, 3),
     )
     _record(ws, loaded, result)
     return result
+
+
+_MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
+
+
+def _keep(ws: Any, path: Path, fmt: str, batch_id: str) -> str:
+    """Store a batch's file in the artifact store; the name its record gives it."""
+    info = ws.artifacts.put_file(path, media_type=_MEDIA_TYPES[fmt], meta={"prediction_batch": batch_id})
+    return f"artifact:{info.digest}"
+
+
+def read_batch_file(ws: Any, batch_id: str, digest: str) -> tuple[bytes, str]:
+    """The bytes and media type of a file a batch kept (``keep_outputs``): its output or its rejects, never
+    another artifact.
+
+    Raises:
+        NotFoundError: the batch did not keep a file with that digest.
+    """
+    from loopml.metadata.audit import audit_log
+
+    found = audit_log(ws, action="prediction_batch.score", object=f"prediction_batch:{batch_id}", limit=1)
+    after = found[0].after if found else {}
+    kept = {after.get("output_path"), after.get("reject_path")}
+    if f"artifact:{digest}" not in kept:
+        raise NotFoundError(f"prediction batch {batch_id} kept no file {digest[:12]}")
+    data, info = ws.artifacts.read(digest)  # verified against its digest on read
+    return data, info.media_type
 
 
 def _record(ws: Any, loaded: Any, result: BatchResult) -> None:

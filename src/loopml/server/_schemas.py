@@ -447,6 +447,22 @@ class ExportOut(_Out):
     inputs: list[dict[str, Any]]
 
 
+class BatchOut(_Out):
+    batch_id: str
+    model_name: str
+    model_version: int
+    input_path: str = Field(description="What the caller called the upload")
+    output_path: str = Field(description="artifact:SHA256; download it from /prediction-batches/{batch_id}/files/{sha256}")
+    reject_path: str | None = Field(description="artifact:SHA256 of the rows that broke the contract, if any")
+    rows_in: int
+    rows_scored: int
+    rows_rejected: int
+    input_digest: str
+    output_digest: str
+    reject_digest: str | None
+    seconds: float
+
+
 class FeedbackOut(_Out):
     endpoint: str
     rows: int
@@ -490,6 +506,13 @@ class RunRequestOut(_Out):
     created_at: Time
     started_at: Time | None
     ended_at: Time | None
+    result: JSON | None = Field(None, description="What the run produced, once it succeeded (as `loopml run --json`)")
+
+
+class RunIn(_In):
+    recipe: JSON = Field(description="The recipe spec to run (its YAML, parsed, as JSON); paths in it are read where "
+                                     "the server's scheduler runs")
+    reason: str | None = Field(None, max_length=2000)
 
 
 class TriggerIn(_In):

@@ -16,7 +16,7 @@ header and never appears in ``repr`` or error messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -99,11 +99,13 @@ class RemoteClient:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 json: Any = None, content: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
+                 content: bytes | Iterator[bytes] | None = None, headers: dict[str, str] | None = None,
+                 timeout: float | None | httpx.Timeout | object = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, path, params=clean, json=json, content=content, headers=headers)
+            response = self._http.request(method, path, params=clean, json=json, content=content, headers=headers,
+                                          timeout=timeout)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
             raise E.StoreError(f"loopml server {self.url} is unreachable: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -156,7 +158,8 @@ class RemoteClient:
         except OSError as exc:
             raise E.DataError(f"{source}: cannot read the file: {exc.strerror}") from exc
         return self._request("POST", f"/datasets/{_q(name)}/versions", content=data,
-                             params={"format": fmt, "description": description, "target": target},
+                             params={"format": fmt, "description": description, "target": target,
+                                     "filename": source.name},
                              headers={"Content-Type": ctype}).json()  # type: ignore[no-any-return]
 
     @staticmethod
@@ -364,16 +367,65 @@ class RemoteClient:
         result: dict[str, Any] = self._request(
             "POST", f"/models/{_q(name)}/versions/{number}/export", content=data, headers=headers,
             params={"format": format, "tolerance": tolerance, "allow_parity_failure": allow_parity_failure}).json()
-        body = self._request("GET", f"/models/{_q(name)}/versions/{number}/exports/{result['digest']}").content
-        if hashlib.sha256(body).hexdigest() != result["digest"]:
-            raise E.IntegrityError(f"the export of {name}/{number} arrived corrupted: its sha256 does not match "
-                                   f"{result['digest'][:12]}; nothing was written")
         target = Path(output) if output is not None else Path(f"{name}-{number}.{format}")
+        self._download(f"/models/{_q(name)}/versions/{number}/exports/{result['digest']}", result["digest"], target,
+                       what=f"the export of {name}/{number}")
+        return {**result, "path": str(target.resolve())}
+
+    def _download(self, path: str, digest: str, target: Path, *, what: str) -> None:
+        """GET ``path`` into ``target``, written only once its bytes hash to ``digest`` (sha256)."""
+        import hashlib
+
+        body = self._request("GET", path, timeout=None).content
+        if hashlib.sha256(body).hexdigest() != digest:
+            raise E.IntegrityError(f"{what} arrived corrupted: its sha256 does not match {digest[:12]}; "
+                                   f"nothing was written to {target}")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.part")
         partial.write_bytes(body)
         partial.replace(target)
-        return {**result, "path": str(target.resolve())}
+
+    def score_file(self, model_ref: str, input: str | Path, output: str | Path, *,  # noqa: A002
+                   reject: str | Path | None = None, batch_rows: int = 65536) -> dict[str, Any]:
+        """Score a CSV or Parquet file on the server (``loopml score``): the file is uploaded, scored and recorded
+        there, and the output (and any rejected rows) downloaded here, each checked against its sha256.
+
+        The result is :class:`~loopml.serve.batch.BatchResult`'s shape, with this machine's paths.
+        """
+        source, target = Path(input), Path(output)
+        formats = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+        out_format = formats.get(target.suffix.lower())
+        rejects = Path(reject) if reject is not None else target.with_name(f"{target.stem}.rejects{target.suffix}")
+        for field, path in (("input", source), ("output", target), ("reject", rejects)):
+            if path.suffix.lower() not in formats:
+                raise E.ValidationError(f"{field} {str(path)!r}: unsupported format {path.suffix or '(none)'!r}; "
+                                        "use .parquet or .csv", field=field, rule="format")
+        if rejects.suffix.lower() != target.suffix.lower():
+            raise E.ValidationError(f"reject {str(rejects)!r}: a server writes rejects in the output's format "
+                                    f"({target.suffix})", field="reject", rule="format")
+        if not source.is_file():
+            raise E.NotFoundError(f"input file {str(source)!r} does not exist")
+        fmt = formats[source.suffix.lower()]
+
+        def chunks() -> Iterator[bytes]:
+            with source.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        result: dict[str, Any] = self._request(
+            "POST", "/prediction-batches", content=chunks(), timeout=None,
+            params={"model": model_ref, "format": fmt, "output_format": out_format, "batch_rows": batch_rows,
+                    "filename": source.name},
+            headers={"Content-Type": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
+                     "Content-Length": str(source.stat().st_size)}).json()
+        batch = result["batch_id"]
+        self._download(f"/prediction-batches/{batch}/files/{result['output_digest']}", result["output_digest"], target,
+                       what=f"the output of batch {batch}")
+        if result["reject_digest"]:
+            self._download(f"/prediction-batches/{batch}/files/{result['reject_digest']}", result["reject_digest"],
+                           rejects, what=f"the rejected rows of batch {batch}")
+        return {**result, "input_path": str(source.resolve()), "output_path": str(target.resolve()),
+                "reject_path": str(rejects.resolve()) if result["reject_digest"] else None}
 
     def compact(self, endpoint: str, day: str) -> dict[str, Any]:
         """Merge ``endpoint``'s small log files of ``day`` (``YYYY-MM-DD``), one per hour."""
@@ -439,6 +491,66 @@ class RemoteClient:
                      context: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._request("POST", f"/triggers/{_q(name)}/fire",
                              json={"reason": reason, "context": context}).json()  # type: ignore[no-any-return]
+
+    # -- runs on the server's scheduler ----------------------------------------------
+
+    def submit_run(self, recipe: str | Path | dict[str, Any], *, reason: str | None = None) -> dict[str, Any]:
+        """Queue a recipe (a YAML path, or a spec as a mapping) for the server's scheduler: a run request.
+
+        What the recipe reads from this machine goes with it: a local ``data.source`` file is uploaded as a
+        version of ``data.dataset`` (the run trains on that version), and a local ``data.contract`` file is sent
+        inline. Other paths are read where the scheduler runs.
+        """
+        from loopml.recipes import load_spec, parse_spec
+
+        spec = parse_spec(recipe, origin="recipe") if isinstance(recipe, dict) else load_spec(recipe)
+        data, updates = spec.data, {}
+        if data.source and "://" not in data.source and Path(data.source).is_file():
+            uploaded = self.ingest(data.source, data.dataset, target=data.target)
+            updates.update(source=None, version=int(uploaded["version"]))
+        if isinstance(data.contract, str) and Path(data.contract).is_file():
+            import yaml
+
+            updates["contract"] = yaml.safe_load(Path(data.contract).read_text())
+        if updates:
+            spec = spec.model_copy(update={"data": data.model_copy(update=updates)})
+        body = {"recipe": spec.model_dump(by_alias=True, mode="json"), "reason": reason}
+        return self._request("POST", "/run-requests", json=body).json()  # type: ignore[no-any-return]
+
+    def get_run_request(self, request_id: int) -> dict[str, Any]:
+        return self._get(f"/run-requests/{int(request_id)}")  # type: ignore[no-any-return]
+
+    def wait_run_request(self, request_id: int, *, timeout_s: float | None = None, poll_s: float = 1.0,
+                         on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll a run request until it has ended (``succeeded`` or ``failed``); ``on_poll`` sees each state.
+
+        Raises:
+            TriggerError: ``timeout_s`` passed first (the request goes on: wait again, or look it up later).
+        """
+        import time
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            request = self.get_run_request(request_id)
+            if on_poll is not None:
+                on_poll(request)
+            if request["status"] in ("succeeded", "failed"):
+                return request
+            if deadline is not None and time.monotonic() >= deadline:
+                raise E.TriggerError(f"run request {request_id} is still {request['status']} after {timeout_s:g} s")
+            time.sleep(poll_s)
+
+    def run_recipe(self, recipe: str | Path | dict[str, Any], *, reason: str | None = None,
+                   timeout_s: float | None = None) -> dict[str, Any]:
+        """Submit a recipe and wait for its run: the result ``loopml run --json`` prints.
+
+        Raises:
+            PipelineError: the run failed (the message is the run's error).
+        """
+        request = self.wait_run_request(self.submit_run(recipe, reason=reason)["id"], timeout_s=timeout_s)
+        if request["status"] == "failed":
+            raise E.PipelineError(f"run request {request['id']} failed: {request['error']}")
+        return request["result"] or {}
 
     # -- approvals --------------------------------------------------------------
 

@@ -1,7 +1,14 @@
 """Triggers: schedule, new data, alert and manual, each firing a run request with its context."""
 
 from loopml.trigger._evaluate import check_triggers
-from loopml.trigger._requests import REQUEST_LEASE_TTL_S, claim_next_request, finish_request, request_lease
+from loopml.trigger._requests import (
+    REQUEST_LEASE_TTL_S,
+    claim_next_request,
+    finish_request,
+    get_run_request,
+    request_lease,
+    submit_run,
+)
 from loopml.trigger._triggers import (
     TRIGGER_KINDS,
     RunRequestRecord,
@@ -25,10 +32,12 @@ __all__ = [
     "claim_next_request",
     "finish_request",
     "fire_trigger",
+    "get_run_request",
     "get_trigger",
     "list_run_requests",
     "list_triggers",
     "remove_trigger",
     "request_lease",
     "set_trigger_enabled",
+    "submit_run",
 ]

@@ -1,4 +1,8 @@
-"""The run-request queue: claimed by one runner at a time, finished with the run id.
+"""The run-request queue: claimed by one runner at a time, finished with the run id and result.
+
+A request comes from a trigger (it runs the trigger's recipe) or is submitted
+with its own recipe (``loopml run`` against a server: the server's scheduler
+runs it where the data and the store are, like a Kubeflow pipeline run).
 
 A claim takes the lease ``run_request:<id>`` in the same transaction; the
 runner renews it while the run goes on (``execute_next_request`` in the
@@ -17,10 +21,11 @@ from sqlalchemy import select
 from loopml.kernel.exceptions import NotFoundError, ValidationError
 from loopml.kernel.types import utcnow
 from loopml.metadata._orm import Lease, RunRequest, Trigger
-from loopml.trigger._triggers import RunRequestRecord, request_record
+from loopml.trigger._triggers import RunRequestRecord, enqueue, request_record
 from loopml.workspace import Workspace
 
-__all__ = ["REQUEST_LEASE_TTL_S", "claim_next_request", "finish_request", "request_lease"]
+__all__ = ["REQUEST_LEASE_TTL_S", "claim_next_request", "finish_request", "get_run_request", "request_lease",
+           "submit_run"]
 
 #: How long a claim holds without renewal before another runner may take the request over.
 REQUEST_LEASE_TTL_S = 120.0
@@ -29,6 +34,26 @@ REQUEST_LEASE_TTL_S = 120.0
 def request_lease(request_id: int) -> str:
     """The lease name a runner holds while it executes run request ``request_id``."""
     return f"run_request:{request_id}"
+
+
+def submit_run(ws: Workspace, recipe: dict[str, Any], *, reason: str | None = None) -> RunRequestRecord:
+    """Queue a run of ``recipe`` (a parsed recipe spec's JSON) for the scheduler, audited
+    (``run_request.submit``) with who asked and why."""
+    if not isinstance(recipe, dict) or not recipe.get("name"):
+        raise ValidationError("recipe must be a recipe spec (a mapping with a name)", field="recipe", rule="type")
+    context = {"type": "submitted", "by": ws.actor, "reason": reason, "recipe": recipe["name"]}
+    with ws.store.write(ws.actor) as tx:
+        row = enqueue(tx, None, context, utcnow(), recipe=recipe)
+        return request_record(row)
+
+
+def get_run_request(ws: Workspace, request_id: int) -> RunRequestRecord:
+    """One run request, with its result once it finished."""
+    with ws.store.read() as s:
+        row = s.get(RunRequest, request_id)
+        if row is None:
+            raise NotFoundError(f"run request {request_id} does not exist")
+        return request_record(row)
 
 
 def _orphan(session: Any, now: datetime, skip_locked: bool) -> RunRequest | None:
@@ -81,19 +106,25 @@ def claim_next_request(
             tx.session.add(Lease(name=request_lease(row.id), holder=worker, expires_at=expires))
         else:
             lease.holder, lease.expires_at = worker, expires
+        if row.recipe:
+            return request_record(row), dict(row.recipe), None
         trigger = tx.session.get(Trigger, row.trigger_id) if row.trigger_id else None
         recipe = dict(trigger.recipe) if trigger else {}
         return request_record(row), recipe, trigger.recipe_path if trigger else None
 
 
-def finish_request(ws: Workspace, request_id: int, *, run_id: str | None, error: str | None = None) -> RunRequestRecord:
-    """Mark a claimed request done (its lease is released); the run it started joins the lineage graph."""
+def finish_request(ws: Workspace, request_id: int, *, run_id: str | None, error: str | None = None,
+                   result: dict[str, Any] | None = None) -> RunRequestRecord:
+    """Mark a claimed request done (its lease is released); the run it started joins the lineage graph.
+
+    ``result`` (JSON-safe) is kept on the request, so whoever submitted it sees what the run produced.
+    """
     with ws.store.write(ws.actor) as tx:
         row = tx.session.get(RunRequest, request_id)
         if row is None:
             raise NotFoundError(f"run request {request_id} does not exist")
         row.status = "failed" if error else "succeeded"
-        row.run_id, row.error, row.ended_at = run_id, error, utcnow()
+        row.run_id, row.error, row.ended_at, row.result = run_id, error, utcnow(), result
         lease = tx.session.get(Lease, request_lease(request_id))
         if lease is not None:
             tx.session.delete(lease)

@@ -71,6 +71,8 @@ class RunRequestRecord:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    #: What the run produced (``RecipeResult.to_dict()``), once it succeeded.
+    result: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +85,7 @@ def _trigger_record(row: Trigger) -> TriggerRecord:
 
 def request_record(row: RunRequest) -> RunRequestRecord:
     return RunRequestRecord(row.id, row.trigger_id, row.status, row.context or {}, row.run_id, row.error,
-                            row.created_at, row.started_at, row.ended_at)
+                            row.created_at, row.started_at, row.ended_at, row.result)
 
 
 def _check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -173,9 +175,11 @@ def remove_trigger(ws: Workspace, name: str) -> None:
         tx.session.delete(row)
 
 
-def enqueue(tx: Any, trigger: Trigger | None, context: dict[str, Any], now: datetime) -> RunRequest:
+def enqueue(tx: Any, trigger: Trigger | None, context: dict[str, Any], now: datetime, *,
+            recipe: dict[str, Any] | None = None) -> RunRequest:
     """Write a run request in the caller's transaction, audited and linked for lineage."""
-    request = RunRequest(trigger_id=trigger.id if trigger else None, status="pending", context=context, created_at=now)
+    request = RunRequest(trigger_id=trigger.id if trigger else None, status="pending", context=context, created_at=now,
+                         recipe=recipe)
     tx.session.add(request)
     tx.session.flush()
     if trigger is not None:
@@ -185,7 +189,8 @@ def enqueue(tx: Any, trigger: Trigger | None, context: dict[str, Any], now: date
         tx.link(("alert", context["alert_id"]), "caused", ("run_request", request.id))
     if context.get("dataset_version_id"):
         tx.link(("dataset_version", context["dataset_version_id"]), "caused", ("run_request", request.id))
-    tx.audit("trigger.fire", "run_request", request.id,
+    # A trigger's firing, or a person's submitted recipe (no trigger).
+    tx.audit("trigger.fire" if trigger is not None else "run_request.submit", "run_request", request.id,
              after={"trigger": trigger.name if trigger else None, "context": context})
     return request
 

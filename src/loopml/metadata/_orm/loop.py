@@ -112,7 +112,7 @@ class Trigger(Base):
 
 
 class RunRequest(Base):
-    """A trigger's wish for a pipeline run: the runner claims and executes it."""
+    """A wish for a pipeline run (a trigger's, or a person's submitted over the API): the runner claims and executes it."""
 
     __tablename__ = "run_requests"
 
@@ -128,6 +128,10 @@ class RunRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: A submitted recipe (its spec); a trigger's request runs its trigger's recipe instead.
+    recipe: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    #: What the run produced (the recipe result's JSON), so a remote caller sees what a local run prints.
+    result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
 
 
 class Lease(Base):

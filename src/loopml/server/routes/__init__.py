@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from loopml.server.routes import (
     alerts,
     audit,
+    batches,
     datasets,
     deployments,
     identity,
@@ -27,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     models.router,
     deployments.router,
     predictions.router,
+    batches.router,
     monitors.router,
     alerts.router,
     triggers.router,

@@ -59,10 +59,12 @@ async def upload(request: Request, name: str = NAME,
                  format: Literal["csv", "parquet"] | None = Query(None, description="Default: from Content-Type"),
                  description: str | None = Query(None, max_length=2000),
                  target: str | None = Query(None, max_length=128, description="The label column"),
+                 filename: str | None = Query(None, max_length=1024, description="The uploaded file's name, for the "
+                                                                                 "record and the lineage graph"),
                  ctx: Ctx = Depends(allow("dataset.write"))) -> dict[str, Any]:
     async with spooled_upload(request, format) as (path, fmt):
         record = await run_in_threadpool(ingest, ctx.ws, path, name, description=description, format=fmt,
-                                         target=target)
+                                         target=target, source_name=f"upload:{filename or path.name}")
     report = await run_in_threadpool(_validate, ctx.ws, record)
     return {**record.to_dict(profile=False), "validation": report.to_dict()}
 

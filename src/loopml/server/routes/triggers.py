@@ -1,4 +1,5 @@
-"""``/triggers`` and ``/run-requests``: add, list, show, enable, disable, fire; what the firings asked for."""
+"""``/triggers`` and ``/run-requests``: add, list, show, enable, disable, fire; what the firings asked for,
+and recipes submitted to run on the server's scheduler (``loopml run`` against a server)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
 from loopml.server._pagination import Page, PageParams, page_of, page_params, page_probe
-from loopml.server._schemas import FireIn, RunRequestOut, TriggerIn, TriggerOut
+from loopml.server._schemas import FireIn, RunIn, RunRequestOut, TriggerIn, TriggerOut
 from loopml.trigger import (
     add_trigger,
     fire_trigger,
+    get_run_request,
     get_trigger,
     list_run_requests,
     list_triggers,
@@ -67,3 +69,16 @@ def run_requests(status: str | None = Query(None, max_length=32), page: PagePara
                  ctx: Ctx = Depends(allow("trigger.read"))) -> dict[str, Any]:
     found = list_run_requests(ctx.ws, status=status, limit=page.offset + page.limit + 1)
     return page_probe(found, page)
+
+
+@router.post("/run-requests", response_model=RunRequestOut, status_code=201,
+             summary="Submit a recipe: the scheduler runs it as the caller (poll the request for its result)")
+def submit(body: RunIn, ctx: Ctx = Depends(allow("run.write"))) -> dict[str, Any]:
+    from loopml.recipes import submit_recipe
+
+    return submit_recipe(ctx.ws, body.recipe, reason=body.reason).to_dict()  # type: ignore[no-any-return]
+
+
+@router.get("/run-requests/{request_id}", response_model=RunRequestOut, summary="One run request, with its result")
+def run_request(request_id: int = Path(ge=1, le=2**63 - 1), ctx: Ctx = Depends(allow("run.read"))) -> dict[str, Any]:
+    return get_run_request(ctx.ws, request_id).to_dict()
