@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 
 from loopml.ingest import get_dataset_version
+from loopml.kernel.exceptions import PipelineError
 from loopml.metadata.audit import audit_log
 from loopml.scheduler import Scheduler
+from loopml.server.client import RemoteClient
 from loopml.trigger import list_run_requests
 from tests.monitor.test_monitor_run import make_model
 
@@ -95,6 +97,12 @@ def test_run_goes_to_the_servers_scheduler_as_the_token_user(live: Live, schedul
                                     role="data_scientist").stdout)
     assert detached["status"] == "pending" and detached["context"]["type"] == "submitted"
 
+    # the Python API: the same verb, waiting for the run's result
+    with RemoteClient(live.url, live.tokens["data_scientist"]) as client:
+        result = client.run_recipe(files["r.yaml"], reason="from a notebook")
+        assert result["model_version"]["name"] == "churn" and result["status"] == "succeeded"
+        assert client.get_run_request(detached["id"])["status"] == "succeeded"  # the scheduler ran it meanwhile
+
 
 def test_run_refusals_and_bad_recipes_write_nothing(live: Live, scheduler: Scheduler,
                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -137,6 +145,8 @@ def test_run_refusals_and_bad_recipes_write_nothing(live: Live, scheduler: Sched
     failed = over_http("run", str(broken["r.yaml"]), role="data_scientist")
     assert failed.exit_code == 1 and "failed" in failed.stderr and "'C' parameter" in failed.stderr, failed.output
     assert [r.status for r in list_run_requests(live.ws)] == ["failed"]
+    with RemoteClient(live.url, live.tokens["data_scientist"]) as client, pytest.raises(PipelineError, match="'C'"):
+        client.run_recipe(broken["r.yaml"])
 
 
 def test_score_uploads_the_file_and_brings_back_what_a_local_score_writes(
