@@ -129,6 +129,13 @@ def test_fire_a_trigger_by_clicking_and_see_why(live: LiveServer, tab: Watched) 
     assert "run request" in tab.page.locator(".flash.ok").inner_text()
     fired = tab.page.locator("#run-requests tbody tr").first
     assert live.world.trigger in fired.inner_text() and "new labels landed" in fired.inner_text()
+    # a recipe someone submitted (loopml run against the server) says so, and who
+    from loopml.trigger import submit_run
+
+    submit_run(live.world.ws.as_actor("ana"), {"name": "retrain"}, reason="a notebook's recipe")
+    tab.page.goto(f"{live.url}/ui/triggers")
+    submitted = tab.page.locator("#run-requests tbody tr").first
+    assert "submitted by ana" in submitted.inner_text() and "a notebook's recipe" in submitted.inner_text()
     assert tab.problems == []
 
 
