@@ -350,8 +350,6 @@ class RemoteClient:
         The bytes are checked against the export's sha256 before the file is written; the result's
         ``path`` is ``output`` (default ``./NAME-VERSION.FORMAT``).
         """
-        import hashlib
-
         version = self.resolve(model_ref)
         name, number = version["name"], int(version["version"])
         data, headers = None, None
@@ -504,7 +502,8 @@ class RemoteClient:
         from loopml.recipes import load_spec, parse_spec
 
         spec = parse_spec(recipe, origin="recipe") if isinstance(recipe, dict) else load_spec(recipe)
-        data, updates = spec.data, {}
+        data = spec.data
+        updates: dict[str, Any] = {}
         if data.source and "://" not in data.source and Path(data.source).is_file():
             uploaded = self.ingest(data.source, data.dataset, target=data.target)
             updates.update(source=None, version=int(uploaded["version"]))
