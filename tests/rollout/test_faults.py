@@ -323,7 +323,7 @@ def test_shadow_answers_are_logged_apart_and_never_returned(rig: Rig) -> None:
     assert len(logged) + rig.endpoint.batcher.shadow_dropped == 80 and len(logged) >= 40
     assert set(query_predictions(rig.ws, ENDPOINT, columns=["model_version"])["model_version"]) == {rig.v1}
     decision = controller_tick(rig.ws)[0]
-    assert decision.action == "hold" and "promote manually" in decision.reason
+    assert decision.action == "hold" and "promote manually" in decision.reason, decision
     assert next(s for s in decision.signals if s["name"] == "error_rate")["n_candidate"] == len(logged)
     promote(rig.ws, ENDPOINT, reason="shadow looked fine")
     rig.sync()

@@ -6,6 +6,8 @@
 # shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
 # shadow_sample_rate=0.1); cells are interleaved config by config within each rep, so every ratio compares
 # runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
+# The shadow lane's window comes from the workspace settings: LOOPML_SERVE__SHADOW_WINDOW_MS=0 for the lane without one.
+# Without wrk: shadow_inproc.py (same apps, in-process, CPU per request; RESULTS.md, fourth pass).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/routing}

@@ -46,6 +46,10 @@ class ServeSettings(BaseModel):
     max_body_bytes: int = 10 * 1024 * 1024
     log_flush_interval_s: float = 1.0
     shadow_sample_rate: float = 1.0
+    # The shadow lane scores the copies that arrive within this window (or until shadow_max_rows wait) in one call
+    # per shadow version: the per-call cost is paid once per window, not once per batch (bench/serving/routing).
+    shadow_window_ms: float = 100.0
+    shadow_max_rows: int = 4096
 
 
 class Settings(BaseSettings):

@@ -335,7 +335,8 @@ class ServeApp:
             ep.batcher = MicroBatcher(
                 ep.name, max_batch_size=ep.config.max_batch_size, max_batch_wait_ms=ep.config.max_batch_wait_ms,
                 max_queue=ep.config.max_queue, sink=self.sink, on_batch=self._on_batch_for(ep.name),
-                shadow=shadow, shadow_endpoint=shadow_name, shadow_sample_rate=ep.config.shadow_sample_rate)
+                shadow=shadow, shadow_endpoint=shadow_name, shadow_sample_rate=ep.config.shadow_sample_rate,
+                shadow_window_ms=ep.config.shadow_window_ms, shadow_max_rows=ep.config.shadow_max_rows)
             ep.batcher.start()
             if hasattr(ep.router, "poll_forever"):  # AliasRouter, PolicyRouter
                 self._tasks.append(asyncio.get_running_loop().create_task(ep.router.poll_forever()))

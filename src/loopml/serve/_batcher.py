@@ -10,59 +10,35 @@ waits at most ``max_batch_wait_ms``). The queue is bounded: past
 ``max_queue`` waiting requests, ``submit`` raises :class:`Overloaded` at once.
 
 Shadow versions (a traffic policy's ``shadow``) get a copy of each batch only
-after its answers are handed back, on their own thread, so they never delay a
-response. Copies that wait while the shadow thread is busy are scored together
-in one model call per shadow version (the per-call cost is paid once, as for
-the primary batch); at most ``max_shadow_pending`` batches wait and further
-copies are dropped (``shadow_dropped`` counts the requests) rather than queued
-without bound. ``shadow_sample_rate`` < 1 copies only that fraction of requests.
+after its answers are handed back; the endpoint's :class:`ShadowLane`
+(``_shadow.py``) scores copies on its own thread, a coalescing window at a
+time (``shadow_window_ms``, ``shadow_max_rows``), so they never delay a
+response and pay the per-call cost once per window rather than once per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from loopml.kernel.exceptions import BadRequest, Overloaded
-from loopml.serve._records import MatrixColumns, PredictionBatch, PredictionRecord, PredictionSink
+from loopml.serve._jobs import Job, Result
+from loopml.serve._records import MatrixColumns, PredictionBatch, PredictionRecord, PredictionSink, stacked_batch
 from loopml.serve._router import ServedModel
-from loopml.serve._validation import Frame, combine_frames
+from loopml.serve._shadow import ShadowLane
+from loopml.serve._validation import combine_frames
 
 __all__ = ["Job", "MicroBatcher", "Result"]
 
 log = logging.getLogger("loopml.serve")
-
-
-@dataclass(slots=True)
-class Job:
-    """One request waiting for the model."""
-
-    served: ServedModel
-    frame: Frame
-    request_id: str
-    t0: float  # perf_counter at arrival
-    ts: float  # wall clock at arrival
-    future: asyncio.Future[Result]
-
-
-@dataclass(slots=True)
-class Result:
-    """The answer for one job: outputs, or the error that stopped it."""
-
-    labels: Any = None
-    proba: np.ndarray | None = None
-    error: BadRequest | None = None
 
 
 class MicroBatcher:
@@ -79,8 +55,9 @@ class MicroBatcher:
         on_batch: Callable[[int, int], None] | None = None,
         shadow: Callable[[], Sequence[ServedModel]] | None = None,
         shadow_endpoint: str | None = None,
-        max_shadow_pending: int = 4,
         shadow_sample_rate: float = 1.0,
+        shadow_window_ms: float = 100.0,
+        shadow_max_rows: int = 4096,
     ) -> None:
         self.endpoint = endpoint
         self.max_batch_size = max(1, int(max_batch_size))
@@ -96,16 +73,15 @@ class MicroBatcher:
         self._last_jobs = 0
         self.busy = False
         self.shadow = shadow
-        self.shadow_endpoint = shadow_endpoint or f"{endpoint}.shadow"
-        self.shadow_dropped = 0
-        self.shadow_sample_rate = min(1.0, max(0.0, float(shadow_sample_rate)))
-        self._max_shadow_pending = max(1, int(max_shadow_pending))
-        self._shadow_lock = threading.Lock()
-        #: answered batches waiting for the shadow thread: (shadow models, jobs, t_batch)
-        self._shadow_waiting: deque[tuple[tuple[ServedModel, ...], list[Job], float]] = deque()
-        self._shadow_draining = False
-        self._shadow_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"loopml-shadow-{endpoint}") if shadow is not None else None
+        self.shadow_lane = ShadowLane(
+            endpoint, shadow_endpoint=shadow_endpoint or f"{endpoint}.shadow", score=self._score,
+            log_records=self._log, sink=sink, window_ms=shadow_window_ms, max_rows=shadow_max_rows,
+            sample_rate=shadow_sample_rate) if shadow is not None else None
+
+    @property
+    def shadow_dropped(self) -> int:
+        """Requests whose shadow copies were dropped because the shadow lane was full."""
+        return self.shadow_lane.dropped if self.shadow_lane is not None else 0
 
     # ------------------------------------------------------------ event loop
 
@@ -137,8 +113,8 @@ class MicroBatcher:
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
         self._executor.shutdown(wait=True)
-        if self._shadow_executor is not None:
-            self._shadow_executor.shutdown(wait=True)
+        if self.shadow_lane is not None:  # scores the copies still waiting, without waiting out the window
+            await asyncio.to_thread(self.shadow_lane.close)
 
     async def _sleep_until_job(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -198,10 +174,10 @@ class MicroBatcher:
             for job, res in zip(jobs, results, strict=True):
                 if not job.future.done():
                     job.future.set_result(res)
-            if self.shadow is not None:
-                shadows = self.shadow()
+            if self.shadow_lane is not None:
+                shadows = self.shadow()  # type: ignore[misc]
                 if shadows:
-                    self._send_to_shadows(shadows, jobs, t_batch)
+                    self.shadow_lane.send(shadows, jobs, t_batch, rows)
 
     # ------------------------------------------------------------ model thread
 
@@ -257,76 +233,6 @@ class MicroBatcher:
             out.append(Result(labels[a:b], None if proba is None else proba[a:b]))
         return out
 
-    # ------------------------------------------------------------ shadow thread
-
-    def _send_to_shadows(self, shadows: Sequence[ServedModel], jobs: list[Job], t_batch: float) -> None:
-        """Hand a copy of an answered batch to the shadow thread, or drop it when that thread is behind."""
-        rate = self.shadow_sample_rate
-        if rate < 1.0:
-            jobs = [j for j in jobs if random.random() < rate]
-            if not jobs:
-                return
-        with self._shadow_lock:
-            if len(self._shadow_waiting) >= self._max_shadow_pending:
-                self.shadow_dropped += len(jobs)
-                return
-            self._shadow_waiting.append((tuple(shadows), jobs, t_batch))
-            if self._shadow_draining:  # the shadow thread picks it up with what else waits
-                return
-            self._shadow_draining = True
-        try:
-            self._shadow_executor.submit(self._drain_shadows)  # type: ignore[union-attr]
-        except RuntimeError:  # shut down while closing
-            with self._shadow_lock:
-                self._shadow_draining = False
-                self._shadow_waiting.clear()
-
-    def _drain_shadows(self) -> None:
-        """Score every waiting copy, coalescing batches that share shadow versions into one call each."""
-        while True:
-            with self._shadow_lock:
-                if not self._shadow_waiting:
-                    self._shadow_draining = False
-                    return
-                waiting = list(self._shadow_waiting)
-                self._shadow_waiting.clear()
-            groups: dict[tuple[int, ...], tuple[tuple[ServedModel, ...], list[Job], list[float]]] = {}
-            for shadows, jobs, t_batch in waiting:
-                key = tuple(id(m) for m in shadows)
-                group = groups.setdefault(key, (shadows, [], []))
-                group[1].extend(jobs)
-                group[2].extend([t_batch] * len(jobs))
-            for shadows, jobs, t_batches in groups.values():
-                self._run_shadows(shadows, jobs, t_batches)
-
-    def _run_shadows(self, shadows: tuple[ServedModel, ...], jobs: list[Job], t_batches: list[float]) -> None:
-        try:
-            for model in shadows:
-                # requests parsed for another feature set cannot go to this shadow
-                same = [i for i, j in enumerate(jobs) if j.served.contract.names == model.contract.names]
-                if len(same) < len(jobs):
-                    log.warning("shadow %s/%s skipped %d requests on %s: its features %s differ from theirs",
-                                model.name, model.version, len(jobs) - len(same), self.endpoint,
-                                model.contract.names)
-                if not same:
-                    continue
-                copies = [Job(model, jobs[i].frame, jobs[i].request_id, jobs[i].t0, jobs[i].ts, jobs[i].future)
-                          for i in same]
-                t = time.perf_counter()
-                try:
-                    results = self._score(model, copies)
-                except Exception as exc:  # noqa: BLE001 - a broken shadow is logged as such, never raised
-                    err = BadRequest(f"shadow {model.name}/{model.version} failed: {type(exc).__name__}: {exc}"[:500],
-                                     rule="model", status=500)
-                    results = [Result(error=err)] * len(copies)
-                took = time.perf_counter() - t
-                if self.sink is not None:
-                    # Latency as if the shadow had answered: the wait before the batch, plus its own scoring.
-                    self._log(copies, results, endpoint=self.shadow_endpoint,
-                              latencies_ms=[(t_batches[i] - jobs[i].t0 + took) * 1000.0 for i in same])
-        except Exception:
-            log.exception("shadow scoring failed on endpoint %s", self.endpoint)
-
     def _log(self, jobs: list[Job], results: list[Result], *, endpoint: str | None = None,
              latencies_ms: list[float] | None = None) -> None:
         now = time.perf_counter()
@@ -375,10 +281,8 @@ def _columnar(jobs: list[Job], results: list[Result], endpoint: str, now: float,
     s = jobs[0].served
     if any(r.error is not None for r in results) or any(j.served is not s or j.frame.matrix is None for j in jobs):
         return None
-    sizes = [j.frame.n for j in jobs]
     lat = np.array([(now - j.t0) * 1000.0 for j in jobs] if latencies_ms is None else latencies_ms, dtype=np.float64)
     ts = np.array([j.ts for j in jobs], dtype=np.float64)
-    rids: Any = [j.request_id for j in jobs]
     if len(jobs) == 1:
         matrix, labels = jobs[0].frame.matrix, results[0].labels
         proba = results[0].proba
@@ -386,23 +290,8 @@ def _columnar(jobs: list[Job], results: list[Result], endpoint: str, now: float,
         matrix = np.concatenate([j.frame.matrix for j in jobs])
         labels = np.concatenate([np.asarray(r.labels) for r in results])
         proba = None if results[0].proba is None else np.concatenate([r.proba for r in results])
-    total = int(matrix.shape[0])
-    if total == len(jobs):
-        row = np.zeros(total, dtype=np.int32)
-    else:
-        reps = np.asarray(sizes)
-        rids = np.repeat(np.array(rids, dtype=object), reps)
-        ts, lat = np.repeat(ts, reps), np.repeat(lat, reps)
-        row = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps).astype(np.int32)
-    outputs: dict[str, Any] = {"predict": labels}
-    if proba is not None:
-        outputs["predict_proba"] = proba
-        outputs["classes"] = s.classes_list
-    return PredictionBatch(
-        request_id=rids, row=row, ts=ts, endpoint=endpoint, model_name=s.name, model_version=s.version,
-        latency_ms=lat, status=200, error=None,
-        inputs=MatrixColumns(s.contract.names, s.contract.index, matrix), outputs=outputs,
-    )
+    return stacked_batch(s, endpoint, request_ids=[j.request_id for j in jobs], sizes=[j.frame.n for j in jobs],
+                         ts=ts, latency_ms=lat, matrix=matrix, labels=labels, proba=proba)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -19,7 +19,10 @@ class ServeConfig:
     under concurrent load; ``max_queue`` counts requests waiting for the model
     (beyond it: 503 + ``Retry-After``); ``max_rows`` and ``max_body_bytes``
     bound one request (beyond them: 413). ``shadow_sample_rate`` is the
-    fraction of requests a traffic policy's shadow versions also score.
+    fraction of requests a traffic policy's shadow versions also score;
+    ``shadow_window_ms`` is how long the shadow lane collects copies after the
+    first one before scoring them in one call per shadow version (0: at once),
+    ``shadow_max_rows`` the rows that end a window early (and cap one call).
     """
 
     max_batch_size: int = 32
@@ -30,15 +33,20 @@ class ServeConfig:
     poll_interval_s: float = 1.0
     retry_after_s: int = 1
     shadow_sample_rate: float = 1.0
+    shadow_window_ms: float = 100.0
+    shadow_max_rows: int = 4096
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_queue", "max_rows", "max_body_bytes"):
+        for name in ("max_batch_size", "max_queue", "max_rows", "max_body_bytes", "shadow_max_rows"):
             if int(getattr(self, name)) < 1:
                 raise ValidationError(f"serve setting {name} must be >= 1, got {getattr(self, name)!r}",
                                       field=name, rule="min")
         if not 0.0 <= self.shadow_sample_rate <= 1.0:
             raise ValidationError(f"serve setting shadow_sample_rate must be in [0, 1], got {self.shadow_sample_rate!r}",
                                   field="shadow_sample_rate", rule="range")
+        if not self.shadow_window_ms >= 0:  # NaN fails too
+            raise ValidationError(f"serve setting shadow_window_ms must be >= 0, got {self.shadow_window_ms!r}",
+                                  field="shadow_window_ms", rule="min")
         if self.max_batch_wait_ms < 0 or self.poll_interval_s <= 0:
             raise ValidationError("serve settings max_batch_wait_ms must be >= 0 and poll_interval_s > 0",
                                   field="max_batch_wait_ms", rule="min")

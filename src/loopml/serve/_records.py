@@ -119,3 +119,32 @@ class MatrixColumns(Mapping[str, np.ndarray]):
     def matrix(self) -> np.ndarray:
         """The underlying ``(n_rows, n_columns)`` block, columns in ``keys()`` order."""
         return self._matrix
+
+
+def stacked_batch(served: Any, endpoint: str, *, request_ids: Sequence[str], sizes: Sequence[int] | np.ndarray,
+                  ts: np.ndarray, latency_ms: np.ndarray, matrix: np.ndarray, labels: Any,
+                  proba: np.ndarray | None) -> PredictionBatch:
+    """A :class:`PredictionBatch` from per-request columns and the stacked rows of one model call.
+
+    ``served`` is the answering :class:`~loopml.serve.ServedModel`; ``request_ids``,
+    ``ts`` and ``latency_ms`` hold one value per request, ``sizes`` its row count;
+    they are repeated per row only when a request has more than one row.
+    """
+    total = int(matrix.shape[0])
+    rids: Any = request_ids
+    if total == len(request_ids):
+        row = np.zeros(total, dtype=np.int32)
+    else:
+        reps = np.asarray(sizes)
+        rids = np.repeat(np.array(request_ids, dtype=object), reps)
+        ts, latency_ms = np.repeat(ts, reps), np.repeat(latency_ms, reps)
+        row = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(reps) - reps, reps).astype(np.int32)
+    outputs: dict[str, Any] = {"predict": labels}
+    if proba is not None:
+        outputs["predict_proba"] = proba
+        outputs["classes"] = served.classes_list
+    return PredictionBatch(
+        request_id=rids, row=row, ts=ts, endpoint=endpoint, model_name=served.name, model_version=served.version,
+        latency_ms=latency_ms, status=200, error=None,
+        inputs=MatrixColumns(served.contract.names, served.contract.index, matrix), outputs=outputs,
+    )
