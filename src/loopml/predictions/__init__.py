@@ -35,6 +35,7 @@ from loopml.predictions._query import (
     query_predictions,
 )
 from loopml.predictions._schema import PredictionSink, records_to_table
+from loopml.predictions._tail import WindowTail
 
 __all__ = [
     "FEEDBACK_FORMATS",
@@ -49,6 +50,7 @@ __all__ = [
     "FeedbackResult",
     "PredictionLog",
     "PredictionSink",
+    "WindowTail",
     "close_all_logs",
     "compact",
     "count_predictions",

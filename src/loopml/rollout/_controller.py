@@ -32,6 +32,8 @@ old version is released ``keep_warm_s`` later (:func:`controller_tick`).
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -78,15 +80,34 @@ class Decision:
         return asdict(self)
 
 
+#: The windows rollouts look at, by (log folder, endpoint, step start), newest use last: a look opens only
+#: the log files that are new since the last one (a long step's window is not read again every second).
+_TAILS: OrderedDict[tuple[str, str, datetime], Any] = OrderedDict()
+_TAILS_LOCK = threading.Lock()
+_MAX_TAILS = 16
+
+
+def _tail(ws: Workspace, endpoint: str, since: datetime) -> Any:
+    from loopml.predictions import WindowTail
+
+    key = (ws.settings.resolved_predictions_url, endpoint, since)
+    with _TAILS_LOCK:
+        tail = _TAILS.pop(key, None) or WindowTail(ws, endpoint, since, _COLUMNS)
+        _TAILS[key] = tail
+        while len(_TAILS) > _MAX_TAILS:  # finished steps and rollouts fall out
+            _TAILS.popitem(last=False)
+    return tail
+
+
 def _window(ws: Workspace, endpoint: str, since: datetime, with_labels: bool) -> pd.DataFrame:
     from loopml.kernel.exceptions import NotFoundError
-    from loopml.predictions import join_feedback, query_predictions
+    from loopml.predictions import join_feedback
 
     try:
         if with_labels:
             frame = join_feedback(ws, endpoint, since=since)
         else:
-            frame = query_predictions(ws, endpoint, since=since, columns=_COLUMNS)
+            frame = _tail(ws, endpoint, since).read()
     except NotFoundError:
         return pd.DataFrame({c: [] for c in [*_COLUMNS, "label"]})
     return frame
