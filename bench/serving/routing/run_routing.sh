@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Routing + shadow overhead vs a plain model at the same load, with the serving anchor's harness (wrk, bench.sh).
 #   ANCHOR=/work/shared/bench/serving ROOT=/tmp/loopml-bench/routing DURATION=5s REPS=3 ./run_routing.sh
+#   (ROWS=100 CELLS=8: the serving benchmark's 100-row requests, body bodies/oip_v2_100.json)
+#   (PACE_MS=N: each connection pauses N ms before each request (paced_json.lua), so every config gets the same
+#    offered load, about c * 1000 / N req/s, below saturation; server CPU from /proc/PID/stat)
 # One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 with batch-aligned draws,
 # canary_perreq = the same endpoint drawing per request as before, ep-shadow, shadow10 = ep-shadow10 with
 # shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
@@ -11,7 +14,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ANCHOR=${ANCHOR:-/work/shared/bench/serving}; ROOT=${ROOT:-/tmp/loopml-bench/routing}
-DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}; CONFIGS=${CONFIGS:-"plain single canary canary_perreq shadow shadow10 shadow10rate"}
+DURATION=${DURATION:-5s}; REPS=${REPS:-3}; CELLS=${CELLS:-"1 8 64"}; ROWS=${ROWS:-1}; CONFIGS=${CONFIGS:-"plain single canary canary_perreq shadow shadow10 shadow10rate"}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
 python "$HERE/routing_server.py" setup "$ROOT/ws"
@@ -34,12 +37,30 @@ done
 RAW="$ROOT/raw.txt"; : > "$RAW"
 echo "start $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg) cpus $(getconf _NPROCESSORS_ONLN)"
 cd "$ANCHOR"
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+paced() {  # cfg c rep: one paced wrk run, appended to $RAW in bench.sh's format
+  local cfg=$1 c=$2 rep=$3 pid t0 t1 line n
+  pid=$(cat "$ROOT/logs/$cfg.pid"); t0=$(cpu_ticks "$pid")
+  line=$(BODY_FILE="$ANCHOR/bodies/oip_v2_$ROWS.json" PACE_MS="$PACE_MS" wrk -t1 -c"$c" -d"$DURATION" --latency \
+         -s "$HERE/paced_json.lua" "http://127.0.0.1:${PORT[$cfg]}/v2/models/bc/infer" | grep '^WRK_SUMMARY')
+  t1=$(cpu_ticks "$pid"); n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<< "$line")
+  echo "ts=$(date +%s) load1=$(cut -d' ' -f1 /proc/loadavg) label=$cfg pace_ms=$PACE_MS rows=$ROWS c=$c rep=$rep" \
+       "${line#WRK_SUMMARY } server_cpu_ms_per_req=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" 'BEGIN{printf "%.4f", d*1000/hz/n}')" >> "$RAW"
+}
+if [[ -n ${PACE_MS:-} ]]; then  # bench.sh warms each server up; paced runs do it here
+  for cfg in $CONFIGS; do
+    BODY_FILE="$ANCHOR/bodies/oip_v2_$ROWS.json" wrk -t1 -c8 -d2s -s "$HERE/paced_json.lua" \
+      "http://127.0.0.1:${PORT[$cfg]}/v2/models/bc/infer" > /dev/null
+  done
+fi
 for rep in $(seq 1 "$REPS"); do
   for c in $CELLS; do
     for cfg in $CONFIGS; do
+      if [[ -n ${PACE_MS:-} ]]; then paced "$cfg" "$c" "$rep"; continue; fi
       env CONCURRENCY="$c" DURATION="$DURATION" REPS=1 WARMUP=1s REP_LABEL="$rep" RAW="$RAW" LABEL="$cfg" \
         CPU_PID="$(cat "$ROOT/logs/$cfg.pid")" ./bench.sh "http://127.0.0.1:${PORT[$cfg]}" /v2/models/bc/infer \
-        bodies/oip_v2_1.json 1 > /dev/null
+        "bodies/oip_v2_$ROWS.json" "$ROWS" > /dev/null
     done
   done
 done
