@@ -83,6 +83,10 @@ def test_run_goes_to_the_servers_scheduler_as_the_token_user(live: Live, schedul
     (request,) = list_run_requests(live.ws)
     assert request.status == "succeeded" and request.result["model_version"]["version"] == 1
     assert request.context["by"] == "data_scientist"
+    events = request.progress["events"]  # what the remote CLI replays into the same progress display
+    assert [e[0] for e in events if e[1] != "running"] == [s["name"] for s in request.result["steps"]]
+    assert len(events) == 14 and {e[1] for e in events} == {"running", "succeeded"}
+    assert "register" in shown.stderr and "7/7 steps" in shown.stderr, shown.stderr
 
     # the JSON is the local run's: same data, same split, same model, so the same evaluation
     remote = json.loads(over_http("run", str(files["r.yaml"]), "--json", role="data_scientist").stdout)

@@ -56,8 +56,10 @@ def register(app: typer.Typer) -> None:
             spec = parse_spec(data, origin=recipe.name)
         client = None if here else remote()
         if client is not None:
+            from loopml.recipes import recipe_pipeline
+
             _run_on_server(client, spec.model_dump(by_alias=True, mode="json"), executor=executor, detach=detach,
-                           reason=reason, json_out=json_out)
+                           reason=reason, json_out=json_out, pipeline=recipe_pipeline(spec))
             return
         ws = workspace()
         result = run_recipe(ws, spec, executor=executor, progress=not json_out)
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_on_server(client: Any, spec: dict[str, Any], *, executor: str | None, detach: bool, reason: str | None,
-                   json_out: bool) -> None:
+                   json_out: bool, pipeline: Any) -> None:
     from loopml.cli._remote import wait_for_run
 
     if executor:
@@ -86,7 +88,7 @@ def _run_on_server(client: Any, spec: dict[str, Any], *, executor: str | None, d
                 console.print(f"run request {request['id']}: {request['status']} "
                               f"(follow it with: loopml triggers requests)")
             return
-        ended = wait_for_run(client, request, show=not json_out)
+        ended = wait_for_run(client, request, show=not json_out, pipeline=pipeline)
     if json_out:
         print_json(ended["result"])
     else:

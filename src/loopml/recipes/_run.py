@@ -166,11 +166,13 @@ def run_recipe(
     spec: RecipeSpec | dict[str, Any] | str | Path,
     *,
     executor: Any = None,
-    progress: bool = False,
+    progress: Any = False,
     trigger: dict[str, Any] | None = None,
     resume: bool = True,
 ) -> RecipeResult:
     """Run the continuous-training recipe; returns what it produced.
+
+    ``progress``: ``True`` shows Rich progress on stderr; a ``loopml.runner.Reporter`` gets each step's events.
 
     Raises:
         SpecError: the spec is invalid (names the key and the allowed values).

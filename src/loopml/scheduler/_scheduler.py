@@ -35,6 +35,7 @@ from loopml.trigger import (
     check_triggers,
     claim_next_request,
     finish_request,
+    record_progress,
     request_lease,
 )
 from loopml.workspace import Workspace
@@ -95,6 +96,31 @@ class _LeaseKeeper:
         self._thread.join(timeout=5)
 
 
+class _ProgressToRequest:
+    """A run's step events, kept on its run request for whoever follows it (``loopml run`` against a server)."""
+
+    def __init__(self, ws: Workspace, request_id: int) -> None:
+        self.ws, self.request_id = ws, request_id
+
+    def __enter__(self) -> _ProgressToRequest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _record(self, event: tuple[str, str, float | None]) -> None:
+        try:
+            record_progress(self.ws, self.request_id, event)
+        except Exception:  # progress is for people watching: it never fails the run
+            log.exception("run request %s: could not record step progress", self.request_id)
+
+    def step_started(self, name: str) -> None:
+        self._record((name, "running", None))
+
+    def step_finished(self, name: str, status: str, seconds: float | None) -> None:
+        self._record((name, status, seconds))
+
+
 def execute_next_request(ws: Workspace, worker: str, *,
                          lease_ttl_s: float = REQUEST_LEASE_TTL_S) -> RunRequestRecord | None:
     """Claim one run request (pending, or abandoned by a dead runner) and run its recipe with the trigger's context.
@@ -118,7 +144,8 @@ def execute_next_request(ws: Workspace, worker: str, *,
     try:
         with _LeaseKeeper(ws, request_lease(request.id), worker, lease_ttl_s):
             spec: Any = recipe or recipe_path
-            result = run_recipe(run_ws, spec, trigger={**request.context, "run_request_id": request.id})
+            result = run_recipe(run_ws, spec, trigger={**request.context, "run_request_id": request.id},
+                                progress=_ProgressToRequest(ws, request.id))
     except LoopmlError as exc:
         run_id = getattr(exc, "run_id", None)
         return finish_request(ws, request.id, run_id=run_id, error=str(exc))

@@ -507,6 +507,7 @@ class RunRequestOut(_Out):
     started_at: Time | None
     ended_at: Time | None
     result: JSON | None = Field(None, description="What the run produced, once it succeeded (as `loopml run --json`)")
+    progress: JSON | None = Field(None, description='The step events so far: {"events": [[step, status, seconds]]}')
 
 
 class RunIn(_In):

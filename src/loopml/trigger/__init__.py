@@ -6,6 +6,7 @@ from loopml.trigger._requests import (
     claim_next_request,
     finish_request,
     get_run_request,
+    record_progress,
     request_lease,
     submit_run,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "get_trigger",
     "list_run_requests",
     "list_triggers",
+    "record_progress",
     "remove_trigger",
     "request_lease",
     "set_trigger_enabled",

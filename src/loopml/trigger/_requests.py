@@ -24,8 +24,8 @@ from loopml.metadata._orm import Lease, RunRequest, Trigger
 from loopml.trigger._triggers import RunRequestRecord, enqueue, request_record
 from loopml.workspace import Workspace
 
-__all__ = ["REQUEST_LEASE_TTL_S", "claim_next_request", "finish_request", "get_run_request", "request_lease",
-           "submit_run"]
+__all__ = ["REQUEST_LEASE_TTL_S", "claim_next_request", "finish_request", "get_run_request", "record_progress",
+           "request_lease", "submit_run"]
 
 #: How long a claim holds without renewal before another runner may take the request over.
 REQUEST_LEASE_TTL_S = 120.0
@@ -54,6 +54,17 @@ def get_run_request(ws: Workspace, request_id: int) -> RunRequestRecord:
         if row is None:
             raise NotFoundError(f"run request {request_id} does not exist")
         return request_record(row)
+
+
+def record_progress(ws: Workspace, request_id: int, event: tuple[str, str, float | None]) -> None:
+    """Add a step event (step, ``running`` or how it ended, seconds) to a running request; not audited
+    (the run's own records say what happened), only there for whoever follows the request."""
+    with ws.store.write(ws.actor) as tx:
+        row = tx.session.get(RunRequest, request_id)
+        if row is None:
+            raise NotFoundError(f"run request {request_id} does not exist")
+        events = list((row.progress or {}).get("events", []))
+        row.progress = {"events": [*events, list(event)]}
 
 
 def _orphan(session: Any, now: datetime, skip_locked: bool) -> RunRequest | None:

@@ -73,6 +73,8 @@ class RunRequestRecord:
     ended_at: datetime | None
     #: What the run produced (``RecipeResult.to_dict()``), once it succeeded.
     result: dict[str, Any] | None = None
+    #: The run's step events so far: ``{"events": [[step, status, seconds], ...]}``.
+    progress: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +87,7 @@ def _trigger_record(row: Trigger) -> TriggerRecord:
 
 def request_record(row: RunRequest) -> RunRequestRecord:
     return RunRequestRecord(row.id, row.trigger_id, row.status, row.context or {}, row.run_id, row.error,
-                            row.created_at, row.started_at, row.ended_at, row.result)
+                            row.created_at, row.started_at, row.ended_at, row.result, row.progress)
 
 
 def _check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -132,6 +132,9 @@ class RunRequest(Base):
     recipe: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     #: What the run produced (the recipe result's JSON), so a remote caller sees what a local run prints.
     result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    #: The run's step events so far, ``{"events": [[step, status, seconds], ...]}`` (status ``running`` when it
+    #: starts), for a remote caller's progress display.
+    progress: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
 
 
 class Lease(Base):

@@ -1,4 +1,4 @@
-"""run requests: a submitted recipe and the run's result
+"""run requests: a submitted recipe, the run's progress and its result
 
 Revision ID: 0003_run_request_recipe
 Revises: 0002_loop
@@ -22,9 +22,11 @@ def upgrade() -> None:
     with op.batch_alter_table("run_requests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recipe", _JSON, nullable=True))
         batch_op.add_column(sa.Column("result", _JSON, nullable=True))
+        batch_op.add_column(sa.Column("progress", _JSON, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("run_requests", schema=None) as batch_op:
+        batch_op.drop_column("progress")
         batch_op.drop_column("result")
         batch_op.drop_column("recipe")
