@@ -141,10 +141,12 @@ def test_run_refusals_and_bad_recipes_write_nothing(live: Live, scheduler: Sched
     # data the upload refuses: the message names the user's file, not the server's temporary copy
     untargeted = _files(tmp_path / "t", recipe=RECIPE.replace("target: label", "target: nope"))
     refused_upload = over_http("run", str(untargeted["r.yaml"]), role="data_scientist")
-    assert refused_upload.exit_code == 2 and "'nope' is not in upload:w.csv" in refused_upload.stderr, refused_upload.output
+    assert refused_upload.exit_code == 2, refused_upload.output
+    assert "'nope' is not in upload:w.csv" in refused_upload.stderr
 
     # a recipe that fails while it runs: the command fails with the run's error, the request says failed
-    broken = _files(tmp_path / "b", recipe=RECIPE.replace("LogisticRegression}", "LogisticRegression, params: {C: -1.0}}"))
+    negative_c = RECIPE.replace("LogisticRegression}", "LogisticRegression, params: {C: -1.0}}")
+    broken = _files(tmp_path / "b", recipe=negative_c)
     failed = over_http("run", str(broken["r.yaml"]), role="data_scientist")
     assert failed.exit_code == 1 and "failed" in failed.stderr and "'C' parameter" in failed.stderr, failed.output
     assert [r.status for r in list_run_requests(live.ws)] == ["failed"]

@@ -2,7 +2,7 @@
 
 For the verbs whose :class:`~loopml.server.client.RemoteClient` method has the service function's name and
 arguments (privacy, users): the result is the JSON shape either way (a record's ``to_dict()``, or a list).
-:func:`wait_for_run` follows a run request on the server's scheduler, with a spinner.
+:func:`wait_for_run` follows a run request on the server's scheduler, showing its steps as a local run does.
 """
 
 from __future__ import annotations

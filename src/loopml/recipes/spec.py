@@ -51,7 +51,8 @@ class DataSpec(_Strict):
         if self.query and not self.sql_url:
             raise ValueError("'query' needs 'sql_url' (a SQLAlchemy URL)")
         if self.version is not None and (self.source or self.sql_url):
-            raise ValueError("'version' names a registered version of the dataset: give it without 'source' or 'sql_url'")
+            raise ValueError("'version' names a registered version of the dataset: "
+                             "give it without 'source' or 'sql_url'")
         return self
 
 

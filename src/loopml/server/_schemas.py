@@ -452,7 +452,8 @@ class BatchOut(_Out):
     model_name: str
     model_version: int
     input_path: str = Field(description="What the caller called the upload")
-    output_path: str = Field(description="artifact:SHA256; download it from /prediction-batches/{batch_id}/files/{sha256}")
+    output_path: str = Field(description="artifact:SHA256; download it from "
+                                         "/prediction-batches/{batch_id}/files/{sha256}")
     reject_path: str | None = Field(description="artifact:SHA256 of the rows that broke the contract, if any")
     rows_in: int
     rows_scored: int

@@ -112,7 +112,7 @@ class Trigger(Base):
 
 
 class RunRequest(Base):
-    """A wish for a pipeline run (a trigger's, or a person's submitted over the API): the runner claims and executes it."""
+    """A wish for a pipeline run (a trigger's, or a recipe a person submitted): the runner claims and executes it."""
 
     __tablename__ = "run_requests"
 

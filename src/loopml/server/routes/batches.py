@@ -25,7 +25,7 @@ router = APIRouter(prefix="/prediction-batches", tags=["prediction batches"], re
 async def score(
     request: Request,
     model: str = Query(min_length=1, max_length=300, description="NAME@ALIAS or NAME/VERSION"),
-    format: Literal["csv", "parquet"] | None = Query(None, description="The body's format (default: from Content-Type)"),
+    format: Literal["csv", "parquet"] | None = Query(None, description="The body's format (default: Content-Type)"),
     output_format: Literal["parquet", "csv"] = Query("parquet"),
     batch_rows: int = Query(65536, ge=1, le=10_000_000, description="Rows per record batch (bounds memory)"),
     filename: str | None = Query(None, max_length=1024, description="The uploaded file's name, for the record"),
