@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import tempfile
 from pathlib import Path as FilePath
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -26,7 +24,6 @@ from loopml.register import (
 )
 from loopml.server._auth import Ctx, allow
 from loopml.server._errors import ERROR_RESPONSES
-from loopml.server._uploads import UPLOAD_BODY, spooled_upload
 from loopml.server._pagination import Page, PageParams, page_of, page_params
 from loopml.server._schemas import (
     AliasChangeOut,
@@ -36,6 +33,7 @@ from loopml.server._schemas import (
     ModelVersionOut,
     SetAliasIn,
 )
+from loopml.server._uploads import UPLOAD_BODY, spooled_upload
 from loopml.workspace import Workspace
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
