@@ -248,6 +248,22 @@ def test_upload_limit_is_separate_and_enforced(sqlite_workspace, start_server) -
     c.close()
 
 
+def test_a_file_to_score_and_export_samples_are_uploads(sqlite_workspace, start_server) -> None:  # type: ignore[no-untyped-def]
+    from loopml.server import create_app
+    from tests.monitor.test_monitor_run import make_model
+
+    make_model(sqlite_workspace)
+    server = start_server(create_app(sqlite_workspace, auth=False, max_body_bytes=256, max_upload_bytes=64_000))
+    c = httpx.Client(base_url=server.url + "/api/v1", headers={"Content-Type": "text/csv"})
+    rows = b"tenure,charges,plan\n" + b"10.5,3.0,basic\n" * 200  # 3 KB: over the JSON limit, under the upload one
+    scored = c.post("/prediction-batches", params={"model": "churn/1"}, content=rows)
+    assert scored.status_code == 201 and scored.json()["rows_scored"] == 200, scored.text
+    assert c.post("/prediction-batches", params={"model": "churn/1"}, content=rows * 30).status_code == 413
+    assert c.post("/models/churn/versions/1/export", content=rows).status_code != 413
+    assert c.post("/users", content=b'{"name": "' + b"x" * 300 + b'"}').status_code == 413  # JSON keeps its limit
+    c.close()
+
+
 def test_openapi_document_describes_routes_and_errors(live_sqlite: Live) -> None:
     spec = httpx.get(live_sqlite.url + "/openapi.json").json()
     assert spec["openapi"].startswith("3.")

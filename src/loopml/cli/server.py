@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         auth: bool = typer.Option(False, "--auth/--no-auth", help="Require API tokens and check roles."),
         project: str = typer.Option("default", "--project", help="The project whose roles authorize requests."),
-        max_upload_mb: int = typer.Option(256, "--max-upload-mb", min=1, help="Largest dataset upload."),
+        max_upload_mb: int = typer.Option(256, "--max-upload-mb", min=1, help="Largest file upload (data, feedback, a file to score)."),
     ) -> None:
         """Serve the REST API (OpenAPI at /openapi.json) over this workspace."""
         from loopml.server import check_bind, run_server

@@ -46,7 +46,7 @@ def create_app(
             service layer does not scope objects by project yet, so one server
             serves one project).
         max_body_bytes: the largest JSON request body.
-        max_upload_bytes: the largest uploaded dataset file.
+        max_upload_bytes: the largest uploaded file (a dataset version, feedback, a file to score, sample rows).
     """
     from loopml.kernel.types import check_name
     from loopml.server.routes import ROUTERS
@@ -85,10 +85,12 @@ def create_app(
     app.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
     def limit_for(method: str, path: str) -> int:
-        # File uploads: a dataset version, a feedback file.
+        # File uploads: a dataset version, a feedback file, a file to score, an export's sample rows.
         if method == "POST" and (
             (path.startswith(f"{API_PREFIX}/datasets/") and path.endswith("/versions"))
             or (path.startswith(f"{API_PREFIX}/endpoints/") and path.endswith("/feedback"))
+            or path == f"{API_PREFIX}/prediction-batches"
+            or (path.startswith(f"{API_PREFIX}/models/") and path.endswith("/export"))
         ):
             return max_upload_bytes
         return max_body_bytes
