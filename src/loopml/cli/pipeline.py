@@ -44,8 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a continuous-training recipe (ingest → validate → split → train → evaluate → gates → register).
 
-        With LOOPML_SERVER_URL the server's scheduler runs it as you: a local data file is uploaded as a
-        dataset version first, and a local contract is sent with the recipe.
+        With LOOPML_SERVER_URL the server's scheduler runs it as you; a local data file is uploaded first.
         """
         with quiet_gc():  # the store, the ORM and the recipe machinery: long-lived objects
             from loopml.recipes import load_spec, parse_spec, run_recipe

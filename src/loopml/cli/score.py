@@ -32,8 +32,7 @@ def score(
 ) -> None:
     """Score a file in record batches; rows that break the contract go to a reject file.
 
-    With LOOPML_SERVER_URL the file is uploaded and scored on the server (its request size limit applies),
-    and the output and rejects are downloaded, each checked against its sha256.
+    With LOOPML_SERVER_URL the server scores the uploaded file; the output comes back checked (sha256).
     """
     client = None if here or executor != "inprocess" else remote()
     if client is not None:
