@@ -28,3 +28,23 @@ def test_every_full_analysis_is_judged_at_a_smaller_share_of_alpha(sqlite_worksp
         entry = get_rollout(ws, "e").evidence[-1]
         assert entry["look_index"] == look and entry["alpha"] == look_alpha(0.05, look, 3)
         assert entry["analyses"] == look if look > 1 else "analyses" not in entry  # identical holds collapse
+
+
+def test_a_look_reuses_its_steps_window_and_idle_windows_are_let_go(sqlite_workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from loopml.rollout import _controller
+
+    ws = sqlite_workspace
+    monkeypatch.setattr(_controller, "_TAILS", type(_controller._TAILS)())
+    step = utcnow()
+    first = _controller._tail(ws, "e", step)
+    assert _controller._tail(ws, "e", step) is first  # the next look reads on from where this one stopped
+    later = _controller._tail(ws, "e", step + timedelta(minutes=5))  # the next step: a window of its own
+    assert later is not first and len(_controller._TAILS) == 2
+    monkeypatch.setattr(_controller, "_TAIL_IDLE_S", -1.0)  # as if both had not been read for long
+    _controller._tail(ws, "shadow", step)
+    assert list(_controller._TAILS) == [(ws.settings.resolved_predictions_url, "shadow", step)]
+    monkeypatch.setattr(_controller, "_TAIL_IDLE_S", 120.0)
+    monkeypatch.setattr(_controller, "_MAX_TAILS", 3)
+    for minute in range(5):
+        _controller._tail(ws, "e", step + timedelta(minutes=minute))
+    assert len(_controller._TAILS) == 3  # bounded, the least recently read first out

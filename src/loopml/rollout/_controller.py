@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -80,22 +81,26 @@ class Decision:
         return asdict(self)
 
 
-#: The windows rollouts look at, by (log folder, endpoint, step start), newest use last: a look opens only
-#: the log files that are new since the last one (a long step's window is not read again every second).
-_TAILS: OrderedDict[tuple[str, str, datetime], Any] = OrderedDict()
+#: The windows rollouts look at, by (log folder, endpoint, step start), with when each was last read, least
+#: recently read first: a look opens only the log files that are new since the last one (a long step's
+#: window is not read again every second).
+_TAILS: OrderedDict[tuple[str, str, datetime], tuple[Any, float]] = OrderedDict()
 _TAILS_LOCK = threading.Lock()
 _MAX_TAILS = 16
+#: A tail nobody read for this long belongs to a finished step or rollout: its rows are let go.
+_TAIL_IDLE_S = 120.0
 
 
 def _tail(ws: Workspace, endpoint: str, since: datetime) -> Any:
     from loopml.predictions import WindowTail
 
     key = (ws.settings.resolved_predictions_url, endpoint, since)
+    now = time.monotonic()
     with _TAILS_LOCK:
-        tail = _TAILS.pop(key, None) or WindowTail(ws, endpoint, since, _COLUMNS)
-        _TAILS[key] = tail
-        while len(_TAILS) > _MAX_TAILS:  # finished steps and rollouts fall out
+        tail = _TAILS.pop(key, (None, now))[0] or WindowTail(ws, endpoint, since, _COLUMNS)
+        while _TAILS and (len(_TAILS) >= _MAX_TAILS or next(iter(_TAILS.values()))[1] < now - _TAIL_IDLE_S):
             _TAILS.popitem(last=False)
+        _TAILS[key] = (tail, now)
     return tail
 
 
