@@ -186,9 +186,10 @@ def test_score_uploads_the_file_and_brings_back_what_a_local_score_writes(
     http = live.client("viewer")
     batch = data["batch_id"]
     assert http.get(f"/prediction-batches/{batch}/files/{data['output_digest']}").status_code == 200
-    other = remote_event.after["output_digest"]
-    if other != data["output_digest"]:
-        assert http.get(f"/prediction-batches/{batch}/files/{other}").status_code == 404
+    other = remote_event.after["output_digest"]  # the first batch's Parquet output, not this batch's CSV
+    assert other != data["output_digest"]
+    assert http.get(f"/prediction-batches/{batch}/files/{other}").status_code == 404
+    assert http.get(f"/prediction-batches/{remote_event.object_id}/files/{other}").status_code == 200
     model_digest = live.client().get("/models/churn/versions/1").json()["artifact_digest"]
     assert http.get(f"/prediction-batches/{batch}/files/{model_digest}").status_code == 404  # never a pickle
 
