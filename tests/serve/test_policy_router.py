@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from loopml.serve import ModelRouter, create_app
 from loopml.serve._policy import PolicyRouter, sticky_bucket
@@ -68,7 +69,7 @@ class FakeStore:
 
 def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]) -> None:
     store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)], shadow=[3]))
-    router = store.router()
+    router = store.router(draw_slice_ms=0)  # a draw per request
     assert isinstance(router, ModelRouter)
     router._random = random.Random(0).random  # a fixed draw sequence: the share below is not left to chance
     counts = Counter(router.route(f"r{i}").version for i in range(5000))
@@ -77,23 +78,24 @@ def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]
     assert [m.version for m in router.models()] == [1, 2]
 
 
-def test_a_weighted_split_draws_once_per_batch_once_the_server_reports_batches(trained: tuple[Any, Any]) -> None:
+def test_a_weighted_split_draws_once_per_time_slice(trained: tuple[Any, Any]) -> None:
     store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)]))
-    router = store.router()
+    router = store.router(draw_slice_ms=5)
     router._random = random.Random(1).random
-    epochs = []
+    now = [0.0]
+    router._clock = lambda: now[0]
+    slices = []
     for _ in range(2000):
-        router.next_batch()  # a batch was formed: the requests routed until the next one share a batch
-        versions = {router.route(f"r{i}").version for i in range(5)}
-        assert len(versions) == 1  # one version per batch: one model call
-        epochs.append(versions.pop())
-    assert 0.17 < epochs.count(2) / len(epochs) < 0.23  # the weight still holds, per batch and so per request
-    # A policy change inside a batch applies at once: the held draw belongs to the old table.
+        versions = {router.route(f"r{i}").version for i in range(5)}  # routed within one 5 ms slice
+        assert len(versions) == 1  # one version: they share its next batch
+        slices.append(versions.pop())
+        now[0] += 0.005
+    assert 0.17 < slices.count(2) / len(slices) < 0.23  # the weight still holds, per slice and so per request
+    # A policy change inside a slice applies at once: the held draw belongs to the old table.
     store.set(_policy([(2, 1.0)]))
     assert router.refresh() is True and router.route("late").version == 2
-    # Sticky (A/B) routing stays per key whatever the batches.
+    # Sticky (A/B) routing stays per key whatever the slices.
     sticky = FakeStore(trained, _policy([(1, 0.5), (2, 0.5)], sticky=True)).router()
-    sticky.next_batch()
     assert {sticky.route(f"user-{i}").version for i in range(50)} == {1, 2}
     assert all(sticky.route(f"user-{i}").version == sticky.route(f"user-{i}").version for i in range(50))
 
@@ -125,21 +127,26 @@ class _Counting:
         return self.base.predict_proba(x)
 
 
-def test_a_canary_split_scores_each_micro_batch_in_one_model_call(trained: tuple[Any, Any], serve: Any) -> None:
-    store = FakeStore(trained, _policy([(1, 0.7), (2, 0.3)]))
+@pytest.mark.parametrize("sticky", [False, True], ids=["canary", "ab-sticky"])
+def test_a_split_scores_each_micro_batch_in_one_model_call(trained: tuple[Any, Any], serve: Any,
+                                                           sticky: bool) -> None:
+    # A canary draws once per batch; a sticky A/B split routes per key, so its batches form per version instead.
+    store = FakeStore(trained, _policy([(1, 0.7), (2, 0.3)], sticky=sticky))
     store.estimators = {1: _Counting(trained[0]), 2: _Counting(trained[1])}
-    app = create_app({"churn-api": store.router()}, sink=RecordingSink())
+    router = store.router()
+    app = create_app({"churn-api": router}, sink=RecordingSink())
     srv = serve(app)
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
-    def client(n: int) -> None:
+    def client(worker: int, n: int) -> None:
         with httpx.Client(base_url=srv.url, timeout=10) as c:
-            for _ in range(n):
-                r = c.post("/invocations", json={"dataframe_records": [ROW]})
+            for i in range(n):
+                key = f"user-{worker}-{i}"
+                r = c.post("/invocations", json={"dataframe_records": [ROW]}, headers={"X-Request-Key": key})
                 assert r.status_code == 200
-                seen.append(r.headers["x-model-version"])
+                seen.append((key, r.headers["x-model-version"]))
 
-    threads = [threading.Thread(target=client, args=(25,)) for _ in range(8)]
+    threads = [threading.Thread(target=client, args=(w, 25)) for w in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -147,9 +154,11 @@ def test_a_canary_split_scores_each_micro_batch_in_one_model_call(trained: tuple
     series = app.m_batch_reqs.series[("churn-api",)]
     batches, single = int(series[-1]), int(series[0])
     calls = store.estimators[1].calls + store.estimators[2].calls
-    assert len(seen) == 200 and set(seen) == {"1", "2"}
-    assert batches - single > 0  # requests did share batches, so a per-request draw would have split them
+    assert len(seen) == 200 and {v for _, v in seen} == {"1", "2"}
+    assert batches - single > 0  # requests did share batches, so a per-request version would have split them
     assert calls == batches  # and yet no batch took two model calls
+    if sticky:  # every request still got its key's version
+        assert all(router.route(key).version_str == v for key, v in seen)
 
 
 def test_sticky_routing_keeps_a_key_on_one_version(trained: tuple[Any, Any]) -> None:

@@ -7,13 +7,14 @@ Usage:
 TARGET is ``bc/1`` (plain: a fixed version, no policy), ``ep-single`` (a policy
 routing 100% to v1), ``ep-canary`` (90% v1 / 10% v2), ``ep-shadow`` (100% v1,
 v2 scoring a copy of every batch after the answer) or ``ep-shadow10`` (the same
-with ``shadow_fraction=0.1``: a tenth of the batches copied). Every server runs
+with ``shadow_fraction=0.1``: a tenth of the batches copied) or ``ep-ab`` (a sticky
+50/50 A/B split; with no ``X-Request-Key`` each request's id is its key). Every server runs
 with validation ON (30-float contract) and the prediction log ON, one worker,
 the serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
 
 Env: ``SHADOW_SAMPLE_RATE`` (the server-wide per-request ``shadow_sample_rate``);
-``PER_REQUEST_DRAW=1`` turns off the router's batch-aligned draws (a canary then
-draws per request, as before), for a same-run before/after comparison.
+``PER_REQUEST_DRAW=1`` turns off the router's time-sliced draws (a canary then
+draws per request), for a same-run comparison.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ def setup(root: Path) -> None:
     for seed in (0, 1):  # two versions with the same cost: a split or a shadow is one more model call
         est = HistGradientBoostingClassifier(random_state=seed).fit(np.ascontiguousarray(x), y)
         register_model(ws, "bc", est, signature=signature, task="classification", gates_passed=True)
-    for ep in ("ep-single", "ep-canary", "ep-shadow", "ep-shadow10"):
+    for ep in ("ep-single", "ep-canary", "ep-shadow", "ep-shadow10", "ep-ab"):
         deploy(ws, ep, "bc/1")
     deploy(ws, "ep-canary", "bc/2", strategy="canary", steps=[0.1, 1.0], auto=False)
     deploy(ws, "ep-shadow", "bc/2", strategy="shadow")
     deploy(ws, "ep-shadow10", "bc/2", strategy="shadow", shadow_fraction=0.1)
+    deploy(ws, "ep-ab", "bc/2", strategy="ab", split=0.5)
     print(f"workspace ready at {root}")
 
 
@@ -57,10 +59,15 @@ def serve(root: Path, target: str, port: int) -> None:
     from loopml.serve import create_app, run_server
     from loopml.workspace import open_workspace
 
-    if os.environ.get("PER_REQUEST_DRAW") == "1":  # the router as it was: one draw per request
+    if os.environ.get("PER_REQUEST_DRAW") == "1":  # a draw per request, not per 5 ms slice
         from loopml.serve._policy import PolicyRouter
 
-        PolicyRouter.next_batch = lambda self: None  # type: ignore[method-assign]
+        init = PolicyRouter.__init__
+
+        def per_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            init(self, *args, **{**kwargs, "draw_slice_ms": 0.0})
+
+        PolicyRouter.__init__ = per_request  # type: ignore[method-assign]
 
     def factory():  # type: ignore[no-untyped-def]
         ws = open_workspace(root)

@@ -3,13 +3,17 @@
 #   ANCHOR=/work/shared/bench/serving ROOT=/tmp/loopml-bench/routing DURATION=5s REPS=3 ./run_routing.sh
 #   (ROWS=100 CELLS=8: the serving benchmark's 100-row requests, body bodies/oip_v2_100.json)
 #   (PACE_MS=N: each connection pauses N ms before each request (paced_json.lua), so every config gets the same
-#    offered load, about c * 1000 / N req/s, below saturation; server CPU from /proc/PID/stat)
+#    offered load, about c * 1000 / N req/s, below saturation; server CPU from /proc/PID/stat; PACE_DIST=exp draws
+#    each pause from an exponential distribution with mean N, so connections do not move in waves)
 # One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 with batch-aligned draws,
 # canary_perreq = the same endpoint drawing per request as before, ep-shadow, shadow10 = ep-shadow10 with
 # shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
-# shadow_sample_rate=0.1); cells are interleaved config by config within each rep, so every ratio compares
+# shadow_sample_rate=0.1, ab = ep-ab, a sticky 50/50 split keyed by request id); cells are interleaved config by config within each rep, so every ratio compares
 # runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
 # The shadow lane's window comes from the workspace settings: LOOPML_SERVE__SHADOW_WINDOW_MS=0 for the lane without one.
+# OLD_SRC=DIR: configs named NAME_old (canary_old, shadow_old, ab_old, ...) serve NAME's endpoint with the loopml
+#   package under DIR (e.g. `git archive REV src/loopml | tar -x -C DIR`, then OLD_SRC=DIR/src): before and after
+#   in the same minutes.
 # Without wrk: shadow_inproc.py (same apps, in-process, CPU per request; RESULTS.md, fourth pass).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -19,16 +23,24 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
 python "$HERE/routing_server.py" setup "$ROOT/ws"
 declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204 [shadow10]=9205 [canary_perreq]=9206
-                [shadow10rate]=9207)
+                [shadow10rate]=9207 [ab]=9208)
 declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow [shadow10]=ep-shadow10
-                  [canary_perreq]=ep-canary [shadow10rate]=ep-shadow)
-declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=1 [canary_perreq]=1 [shadow10rate]=0.1)
-declare -A PERREQ=([plain]=0 [single]=0 [canary]=0 [shadow]=0 [shadow10]=0 [canary_perreq]=1 [shadow10rate]=0)
+                  [canary_perreq]=ep-canary [shadow10rate]=ep-shadow [ab]=ep-ab)
+declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=1 [canary_perreq]=1 [shadow10rate]=0.1 [ab]=1)
+declare -A PERREQ=([plain]=0 [single]=0 [canary]=0 [shadow]=0 [shadow10]=0 [canary_perreq]=1 [shadow10rate]=0 [ab]=0)
+declare -A SRC=()
+for cfg in $CONFIGS; do
+  [[ $cfg == *_old ]] || continue
+  base=${cfg%_old}; [[ -n ${OLD_SRC:-} ]] || { echo "$cfg needs OLD_SRC" >&2; exit 2; }
+  PORT[$cfg]=$((PORT[$base] + 100)); TARGET[$cfg]=${TARGET[$base]}; RATE[$cfg]=${RATE[$base]}
+  PERREQ[$cfg]=${PERREQ[$base]}; SRC[$cfg]=$OLD_SRC
+done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 for cfg in $CONFIGS; do
-  (cd "$ROOT/ws" && SHADOW_SAMPLE_RATE="${RATE[$cfg]}" PER_REQUEST_DRAW="${PERREQ[$cfg]}" exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
+  (cd "$ROOT/ws" && PYTHONPATH="${SRC[$cfg]:-${PYTHONPATH:-}}" SHADOW_SAMPLE_RATE="${RATE[$cfg]}" \
+     PER_REQUEST_DRAW="${PERREQ[$cfg]}" exec setsid python "$HERE/routing_server.py" serve "$ROOT/ws" "${TARGET[$cfg]}" "${PORT[$cfg]}" \
      >"$ROOT/logs/$cfg.log" 2>&1 </dev/null) & pids+=($!); echo "$!" > "$ROOT/logs/$cfg.pid"
 done
 for cfg in $CONFIGS; do
@@ -42,10 +54,10 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 paced() {  # cfg c rep: one paced wrk run, appended to $RAW in bench.sh's format
   local cfg=$1 c=$2 rep=$3 pid t0 t1 line n
   pid=$(cat "$ROOT/logs/$cfg.pid"); t0=$(cpu_ticks "$pid")
-  line=$(BODY_FILE="$ANCHOR/bodies/oip_v2_$ROWS.json" PACE_MS="$PACE_MS" wrk -t1 -c"$c" -d"$DURATION" --latency \
+  line=$(BODY_FILE="$ANCHOR/bodies/oip_v2_$ROWS.json" PACE_MS="$PACE_MS" PACE_DIST="${PACE_DIST:-fixed}" wrk -t1 -c"$c" -d"$DURATION" --latency \
          -s "$HERE/paced_json.lua" "http://127.0.0.1:${PORT[$cfg]}/v2/models/bc/infer" | grep '^WRK_SUMMARY')
   t1=$(cpu_ticks "$pid"); n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<< "$line")
-  echo "ts=$(date +%s) load1=$(cut -d' ' -f1 /proc/loadavg) label=$cfg pace_ms=$PACE_MS rows=$ROWS c=$c rep=$rep" \
+  echo "ts=$(date +%s) load1=$(cut -d' ' -f1 /proc/loadavg) label=$cfg pace_ms=$PACE_MS pace_dist=${PACE_DIST:-fixed} rows=$ROWS c=$c rep=$rep" \
        "${line#WRK_SUMMARY } server_cpu_ms_per_req=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" 'BEGIN{printf "%.4f", d*1000/hz/n}')" >> "$RAW"
 }
 if [[ -n ${PACE_MS:-} ]]; then  # bench.sh warms each server up; paced runs do it here
@@ -76,13 +88,14 @@ cells = sorted({int(r["c"]) for r in rows})
 def med(cfg, c, key):
     vals = [float(r[key]) for r in rows if r["label"] == cfg and int(r["c"]) == c and key in r]
     return statistics.median(vals) if vals else float("nan")
-print(f"{'c':>3} {'config':<13} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10}   ratios vs plain (rps, p50, p99, cpu)")
+keys = ["rps", "p50_ms", *(["p95_ms"] if any("p95_ms" in r for r in rows) else []), "p99_ms",
+        "server_cpu_ms_per_req"]
+heads = ["req/s", "p50 ms", *(["p95 ms"] if "p95_ms" in keys else []), "p99 ms", "cpu ms/req"]
+print(f"{'c':>3} {'config':<13} " + " ".join(f"{h:>10}" for h in heads) + "   ratios vs plain, same order")
 for c in cells:
-    base = {k: med("plain", c, k) for k in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")}
-    for cfg in [c for c in ("plain", "single", "canary", "canary_perreq", "shadow", "shadow10", "shadow10rate")
-                if any(r["label"] == c for r in rows)]:
-        m = {k: med(cfg, c, k) for k in base}
-        ratio = " ".join(f"{m[k] / base[k]:.3f}" for k in base)
-        print(f"{c:>3} {cfg:<13} {m['rps']:>8.0f} {m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} "
-              f"{m['server_cpu_ms_per_req']:>10.3f}   {ratio}")
+    base = {k: med("plain", c, k) for k in keys}
+    for cfg in ["plain", *sorted({r["label"] for r in rows} - {"plain"})]:
+        m = {k: med(cfg, c, k) for k in keys}
+        print(f"{c:>3} {cfg:<13} " + " ".join(f"{m[k]:>10.3f}" for k in keys) + "   "
+              + " ".join(f"{m[k] / base[k]:.3f}" for k in keys))
 PY
