@@ -12,7 +12,6 @@ import pytest
 from loopml.kernel.exceptions import Overloaded
 from loopml.serve._batcher import Job, MicroBatcher
 from tests.serve.test_shadow_lane import BatchSink, CountingClassifier, _frame, _served
-from tests.serve.test_shadow_lane import numeric  # noqa: F401 - the fitted model fixture
 
 
 def _job(served: Any, rid: str, seed: int = 0) -> Job:
