@@ -5,11 +5,11 @@
 #   (PACE_MS=N: each connection pauses N ms before each request (paced_json.lua), so every config gets the same
 #    offered load, about c * 1000 / N req/s, below saturation; server CPU from /proc/PID/stat; PACE_DIST=exp draws
 #    each pause from an exponential distribution with mean N, so connections do not move in waves)
-# One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 with batch-aligned draws,
-# canary_perreq = the same endpoint drawing per request as before, ep-shadow, shadow10 = ep-shadow10 with
+# One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 drawing per 5 ms slice,
+# canary_perreq = the same endpoint drawing per request, ep-shadow, shadow10 = ep-shadow10 with
 # shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
-# shadow_sample_rate=0.1, ab = ep-ab, a sticky 50/50 split keyed by request id); cells are interleaved config by config within each rep, so every ratio compares
-# runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
+# shadow_sample_rate=0.1, ab = ep-ab, a sticky 50/50 split keyed by request id); cells are interleaved config by
+# config within each rep, so every ratio compares runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
 # The shadow lane's window comes from the workspace settings: LOOPML_SERVE__SHADOW_WINDOW_MS=0 for the lane without one.
 # OLD_SRC=DIR: configs named NAME_old (canary_old, shadow_old, ab_old, ...) serve NAME's endpoint with the loopml
 #   package under DIR (e.g. `git archive REV src/loopml | tar -x -C DIR`, then OLD_SRC=DIR/src): before and after
