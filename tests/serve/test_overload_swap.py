@@ -44,7 +44,7 @@ def test_overload_answers_503_with_retry_after_at_once(serve: Any) -> None:
     model = GatedClassifier()
     app = create_app(StandInModel("slow", 1, model, None, "classification"), settings={"max_queue": 2, "max_batch_size": 1})
     srv = serve(app)
-    batcher = app.endpoints["slow"].batcher
+    queue = app.endpoints["slow"].batcher.queue
     body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
     with httpx.Client(base_url=srv.url, timeout=30, limits=httpx.Limits(max_connections=16)) as client, \
             ThreadPoolExecutor(3) as pool:
@@ -54,7 +54,7 @@ def test_overload_answers_503_with_retry_after_at_once(serve: Any) -> None:
         held = [pool.submit(one)]
         assert model.entered.wait(10)  # the model is busy with the first request ...
         held += [pool.submit(one) for _ in range(2)]
-        _wait(lambda: batcher.queued == 2)  # ... and the queue is full
+        _wait(lambda: len(queue) == 2)  # ... and the queue is full
         # While the model still holds its call, more requests are turned away: 503 at once, never a wait.
         rejected = [one() for _ in range(3)]
         assert not model.gate.is_set() and all(f.running() for f in held)

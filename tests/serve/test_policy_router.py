@@ -69,7 +69,7 @@ class FakeStore:
 
 def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]) -> None:
     store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)], shadow=[3]))
-    router = store.router(draw_slice_ms=0)  # a draw per request
+    router = store.router()
     assert isinstance(router, ModelRouter)
     router._random = random.Random(0).random  # a fixed draw sequence: the share below is not left to chance
     counts = Counter(router.route(f"r{i}").version for i in range(5000))
@@ -78,24 +78,23 @@ def test_weights_split_traffic_and_shadows_never_answer(trained: tuple[Any, Any]
     assert [m.version for m in router.models()] == [1, 2]
 
 
-def test_a_weighted_split_draws_once_per_time_slice(trained: tuple[Any, Any]) -> None:
+def test_a_weighted_split_draws_once_per_batch_once_the_server_reports_batches(trained: tuple[Any, Any]) -> None:
     store = FakeStore(trained, _policy([(1, 0.8), (2, 0.2)]))
-    router = store.router(draw_slice_ms=5)
+    router = store.router()
     router._random = random.Random(1).random
-    now = [0.0]
-    router._clock = lambda: now[0]
-    slices = []
+    epochs = []
     for _ in range(2000):
-        versions = {router.route(f"r{i}").version for i in range(5)}  # routed within one 5 ms slice
-        assert len(versions) == 1  # one version: they share its next batch
-        slices.append(versions.pop())
-        now[0] += 0.005
-    assert 0.17 < slices.count(2) / len(slices) < 0.23  # the weight still holds, per slice and so per request
-    # A policy change inside a slice applies at once: the held draw belongs to the old table.
+        router.next_batch()  # a batch was formed: the requests routed until the next one share a batch
+        versions = {router.route(f"r{i}").version for i in range(5)}
+        assert len(versions) == 1  # one version per batch: one model call
+        epochs.append(versions.pop())
+    assert 0.17 < epochs.count(2) / len(epochs) < 0.23  # the weight still holds, per batch and so per request
+    # A policy change inside a batch applies at once: the held draw belongs to the old table.
     store.set(_policy([(2, 1.0)]))
     assert router.refresh() is True and router.route("late").version == 2
-    # Sticky (A/B) routing stays per key whatever the slices.
+    # Sticky (A/B) routing stays per key whatever the batches.
     sticky = FakeStore(trained, _policy([(1, 0.5), (2, 0.5)], sticky=True)).router()
+    sticky.next_batch()
     assert {sticky.route(f"user-{i}").version for i in range(50)} == {1, 2}
     assert all(sticky.route(f"user-{i}").version == sticky.route(f"user-{i}").version for i in range(50))
 

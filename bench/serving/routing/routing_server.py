@@ -8,13 +8,14 @@ TARGET is ``bc/1`` (plain: a fixed version, no policy), ``ep-single`` (a policy
 routing 100% to v1), ``ep-canary`` (90% v1 / 10% v2), ``ep-shadow`` (100% v1,
 v2 scoring a copy of every batch after the answer) or ``ep-shadow10`` (the same
 with ``shadow_fraction=0.1``: a tenth of the batches copied) or ``ep-ab`` (a sticky
-50/50 A/B split; with no ``X-Request-Key`` each request's id is its key). Every server runs
+50/50 A/B split; with no ``X-Request-Key`` each request's id is its key) or ``ep-slow`` (a 90/10 canary of
+``bc/3``, a model about five times slower per call: does the baseline's 90% wait for it?). Every server runs
 with validation ON (30-float contract) and the prediction log ON, one worker,
 the serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
 
 Env: ``SHADOW_SAMPLE_RATE`` (the server-wide per-request ``shadow_sample_rate``);
-``PER_REQUEST_DRAW=1`` turns off the router's time-sliced draws (a canary then
-draws per request), for a same-run comparison.
+``PER_REQUEST_DRAW=1`` turns off the router's batch-aligned draws (a canary then
+draws per request, as before), for a same-run before/after comparison.
 """
 
 from __future__ import annotations
@@ -45,12 +46,16 @@ def setup(root: Path) -> None:
     for seed in (0, 1):  # two versions with the same cost: a split or a shadow is one more model call
         est = HistGradientBoostingClassifier(random_state=seed).fit(np.ascontiguousarray(x), y)
         register_model(ws, "bc", est, signature=signature, task="classification", gates_passed=True)
-    for ep in ("ep-single", "ep-canary", "ep-shadow", "ep-shadow10", "ep-ab"):
+    slow = HistGradientBoostingClassifier(max_iter=500, max_leaf_nodes=63, early_stopping=False, random_state=2)
+    register_model(ws, "bc", slow.fit(np.ascontiguousarray(x), y), signature=signature, task="classification",
+                   gates_passed=True)  # bc/3
+    for ep in ("ep-single", "ep-canary", "ep-shadow", "ep-shadow10", "ep-ab", "ep-slow"):
         deploy(ws, ep, "bc/1")
     deploy(ws, "ep-canary", "bc/2", strategy="canary", steps=[0.1, 1.0], auto=False)
     deploy(ws, "ep-shadow", "bc/2", strategy="shadow")
     deploy(ws, "ep-shadow10", "bc/2", strategy="shadow", shadow_fraction=0.1)
     deploy(ws, "ep-ab", "bc/2", strategy="ab", split=0.5)
+    deploy(ws, "ep-slow", "bc/3", strategy="canary", steps=[0.1, 1.0], auto=False)
     print(f"workspace ready at {root}")
 
 
@@ -59,15 +64,10 @@ def serve(root: Path, target: str, port: int) -> None:
     from loopml.serve import create_app, run_server
     from loopml.workspace import open_workspace
 
-    if os.environ.get("PER_REQUEST_DRAW") == "1":  # a draw per request, not per 5 ms slice
+    if os.environ.get("PER_REQUEST_DRAW") == "1":  # the router as it was: one draw per request
         from loopml.serve._policy import PolicyRouter
 
-        init = PolicyRouter.__init__
-
-        def per_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            init(self, *args, **{**kwargs, "draw_slice_ms": 0.0})
-
-        PolicyRouter.__init__ = per_request  # type: ignore[method-assign]
+        PolicyRouter.next_batch = lambda self: None  # type: ignore[method-assign]
 
     def factory():  # type: ignore[no-untyped-def]
         ws = open_workspace(root)

@@ -5,10 +5,11 @@
 #   (PACE_MS=N: each connection pauses N ms before each request (paced_json.lua), so every config gets the same
 #    offered load, about c * 1000 / N req/s, below saturation; server CPU from /proc/PID/stat; PACE_DIST=exp draws
 #    each pause from an exponential distribution with mean N, so connections do not move in waves)
-# One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 drawing per 5 ms slice,
+# One server per config runs side by side (plain bc/1, ep-single, ep-canary 90/10 with batch-aligned draws,
 # canary_perreq = the same endpoint drawing per request, ep-shadow, shadow10 = ep-shadow10 with
 # shadow_fraction=0.1 (whole batches sampled), shadow10rate = ep-shadow with the server-wide per-request
-# shadow_sample_rate=0.1, ab = ep-ab, a sticky 50/50 split keyed by request id); cells are interleaved config by
+# shadow_sample_rate=0.1, ab = ep-ab, a sticky 50/50 split keyed by request id, slow = ep-slow, a 90/10 canary of a
+# model about five times slower per call); cells are interleaved config by
 # config within each rep, so every ratio compares runs from the same minutes. Prints medians and ratios vs plain (RAW lines in $ROOT/raw.txt).
 # The shadow lane's window comes from the workspace settings: LOOPML_SERVE__SHADOW_WINDOW_MS=0 for the lane without one.
 # OLD_SRC=DIR: configs named NAME_old (canary_old, shadow_old, ab_old, ...) serve NAME's endpoint with the loopml
@@ -23,11 +24,11 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rm -rf "$ROOT"; mkdir -p "$ROOT/logs"
 python "$HERE/routing_server.py" setup "$ROOT/ws"
 declare -A PORT=([plain]=9201 [single]=9202 [canary]=9203 [shadow]=9204 [shadow10]=9205 [canary_perreq]=9206
-                [shadow10rate]=9207 [ab]=9208)
+                [shadow10rate]=9207 [ab]=9208 [slow]=9209)
 declare -A TARGET=([plain]=bc/1 [single]=ep-single [canary]=ep-canary [shadow]=ep-shadow [shadow10]=ep-shadow10
-                  [canary_perreq]=ep-canary [shadow10rate]=ep-shadow [ab]=ep-ab)
-declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=1 [canary_perreq]=1 [shadow10rate]=0.1 [ab]=1)
-declare -A PERREQ=([plain]=0 [single]=0 [canary]=0 [shadow]=0 [shadow10]=0 [canary_perreq]=1 [shadow10rate]=0 [ab]=0)
+                  [canary_perreq]=ep-canary [shadow10rate]=ep-shadow [ab]=ep-ab [slow]=ep-slow)
+declare -A RATE=([plain]=1 [single]=1 [canary]=1 [shadow]=1 [shadow10]=1 [canary_perreq]=1 [shadow10rate]=0.1 [ab]=1 [slow]=1)
+declare -A PERREQ=([plain]=0 [single]=0 [canary]=0 [shadow]=0 [shadow10]=0 [canary_perreq]=1 [shadow10rate]=0 [ab]=0 [slow]=0)
 declare -A SRC=()
 for cfg in $CONFIGS; do
   [[ $cfg == *_old ]] || continue

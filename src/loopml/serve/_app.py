@@ -108,7 +108,7 @@ class ServeApp:
             "loopml_serve_feedback_rows_total", "True labels received on POST .../feedback, by endpoint.",
             ("endpoint",)))
         m.add(Gauge("loopml_serve_queue_depth", "Requests waiting for the model.", ("endpoint",),
-                    callback=lambda: {(n, ): float(e.batcher.queued) for n, e in self.endpoints.items()
+                    callback=lambda: {(n, ): float(len(e.batcher.queue)) for n, e in self.endpoints.items()
                                       if e.batcher is not None}))
         m.add(Gauge("loopml_serve_inflight_requests", "Inference requests being handled.",
                     callback=lambda: {(): float(self.inflight)}))
@@ -355,10 +355,16 @@ class ServeApp:
 
     def _on_batch_for(self, name: str) -> Any:
         rows_h, reqs_h, key = self.m_batch_rows, self.m_batch_reqs, (name,)
+        # A weighted split draws once per batch (PolicyRouter.next_batch): one model call per batch.
+        next_batch = getattr(self.endpoints[name].router, "next_batch", None)
+        if next_batch is not None:
+            next_batch()  # from the first request on, not only from the first batch
 
         def on_batch(rows: int, requests: int) -> None:
             rows_h.observe(key, rows)
             reqs_h.observe(key, requests)
+            if next_batch is not None:
+                next_batch()
 
         return on_batch
 

@@ -1,20 +1,15 @@
-"""Micro-batching: concurrent requests share one model call, in one model thread per version.
+"""Micro-batching: concurrent requests share one model call, in one model thread.
 
 Why it pays: a HistGradientBoosting ``predict_proba`` costs ~0.9 ms whether it
 scores 1 row or 100, and releases the GIL while it walks the trees, so the
 event loop parses the next requests while the model thread scores this batch.
 The batch forms naturally: while the model is busy, requests queue; when it
-frees, it takes everything queued (up to ``max_batch_size`` rows). An idle
+frees, it takes everything queued for the version at the head of the queue (up
+to ``max_batch_size`` rows): a batch is one version, one model call and one
+columnar log batch, and a split's other version makes the next batch. An idle
 model never waits for company unless the last batch had company (then it
 waits at most ``max_batch_wait_ms``). The queue is bounded: past
 ``max_queue`` waiting requests, ``submit`` raises :class:`Overloaded` at once.
-
-Each version an endpoint answers with has its own lane (queue and model
-thread). In a split (canary, A/B) a batch is then one version, one model call
-and one columnar log batch, and a version's requests never wait for another
-version's call: with one shared thread, a candidate five times slower would
-slow the baseline's answers too, and blur the latency comparison the rollout
-makes between them.
 
 Shadow versions (a traffic policy's ``shadow``) get a copy of each batch only
 after its answers are handed back; the endpoint's :class:`ShadowLane`
@@ -48,33 +43,8 @@ __all__ = ["Job", "MicroBatcher", "Result"]
 log = logging.getLogger("loopml.serve")
 
 
-class _Lane:
-    """One version's queue and model thread: a split's versions never wait for each other's model calls."""
-
-    __slots__ = ("executor", "last_jobs", "queue", "served", "task", "wakeup")
-
-    def __init__(self, endpoint: str, served: ServedModel) -> None:
-        self.served = served
-        self.queue: deque[Job] = deque()
-        self.wakeup: asyncio.Future[None] | None = None
-        self.executor = ThreadPoolExecutor(max_workers=1,
-                                           thread_name_prefix=f"loopml-model-{endpoint}-v{served.version_str}")
-        self.task: asyncio.Task[None] | None = None
-        self.last_jobs = 0
-
-    def wake(self) -> None:
-        wake = self.wakeup
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-
 class MicroBatcher:
-    """An endpoint's queues and model threads, one lane per version that has requests.
-
-    ``idle_lane_s``: a lane with nothing queued for that long stops and lets its
-    thread go (a version a policy no longer routes to); the next request for it
-    starts a new one.
-    """
+    """An endpoint's queue and model thread."""
 
     def __init__(
         self,
@@ -90,19 +60,20 @@ class MicroBatcher:
         shadow_sample_rate: float = 1.0,
         shadow_window_ms: float = 100.0,
         shadow_max_rows: int = 4096,
-        idle_lane_s: float = 300.0,
     ) -> None:
         self.endpoint = endpoint
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait = max(0.0, float(max_batch_wait_ms)) / 1000.0
         self.max_queue = max(1, int(max_queue))
-        self.idle_lane_s = idle_lane_s
         self.sink = sink
         self.on_batch = on_batch
-        #: requests waiting, over every lane
-        self.queued = 0
-        self._lanes: dict[ServedModel, _Lane] = {}
+        self.queue: deque[Job] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"loopml-model-{endpoint}")
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_jobs = 0
+        self.busy = False
         self.shadow = shadow
         self.shadow_lane = ShadowLane(
             endpoint, shadow_endpoint=shadow_endpoint or f"{endpoint}.shadow", score=self._score,
@@ -114,107 +85,88 @@ class MicroBatcher:
         """Requests whose shadow copies were dropped because the shadow lane was full."""
         return self.shadow_lane.dropped if self.shadow_lane is not None else 0
 
-    @property
-    def lanes(self) -> int:
-        """Versions with a model thread now."""
-        return len(self._lanes)
-
     # ------------------------------------------------------------ event loop
 
     def start(self) -> None:
-        """Nothing to start: a lane starts with its version's first request (on the event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"loopml-batcher-{self.endpoint}")
 
     def submit(self, job: Job) -> asyncio.Future[Result]:
-        """Queue a job; raises :class:`Overloaded` when ``max_queue`` requests wait (never waits)."""
-        if self.queued >= self.max_queue or self._closing:
+        """Queue a job; raises :class:`Overloaded` when the queue is full (never waits)."""
+        if len(self.queue) >= self.max_queue or self._closing:
             raise Overloaded(
-                f"endpoint '{self.endpoint}' is overloaded: {self.queued} requests waiting "
+                f"endpoint '{self.endpoint}' is overloaded: {len(self.queue)} requests waiting "
                 f"(max_queue={self.max_queue}); retry shortly"
             )
-        lane = self._lanes.get(job.served)
-        if lane is None:
-            lane = self._lanes[job.served] = _Lane(self.endpoint, job.served)
-            lane.task = asyncio.get_running_loop().create_task(
-                self._run(lane), name=f"loopml-batcher-{self.endpoint}-v{job.served.version_str}")
-        lane.queue.append(job)
-        self.queued += 1
-        lane.wake()
+        self.queue.append(job)
+        wake = self._wakeup
+        if wake is not None and not wake.done():
+            wake.set_result(None)
         return job.future
 
     async def close(self) -> None:
-        """Score what is queued, then stop the model threads and the shadow lane."""
+        """Score what is queued, then stop the model thread."""
         self._closing = True
-        lanes = list(self._lanes.values())
-        for lane in lanes:
-            lane.wake()
-        for lane in lanes:
-            if lane.task is not None:
-                try:
-                    await asyncio.wait_for(lane.task, timeout=30)
-                except (TimeoutError, asyncio.CancelledError):
-                    lane.task.cancel()
-            lane.executor.shutdown(wait=True)
+        wake = self._wakeup
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=30)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        self._executor.shutdown(wait=True)
         if self.shadow_lane is not None:  # scores the copies still waiting, without waiting out the window
             await asyncio.to_thread(self.shadow_lane.close)
 
-    async def _sleep_until_job(self, lane: _Lane, timeout: float | None) -> None:
+    async def _sleep_until_job(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
-        lane.wakeup = wake = loop.create_future()
+        self._wakeup = wake = loop.create_future()
         handle = loop.call_later(timeout, _resolve, wake) if timeout is not None else None
         try:
             await wake
         finally:
-            lane.wakeup = None
+            self._wakeup = None
             if handle is not None:
                 handle.cancel()
 
-    def _take(self, lane: _Lane, jobs: list[Job], rows: int) -> int:
-        """Move queued jobs into the batch while they fit in ``max_batch_size`` rows; the batch's rows."""
-        queue, limit, before = lane.queue, self.max_batch_size, len(jobs)
-        while queue and rows + queue[0].frame.n <= limit:
-            job = queue.popleft()
-            jobs.append(job)
-            rows += job.frame.n
-        self.queued -= len(jobs) - before
-        return rows
-
-    async def _run(self, lane: _Lane) -> None:
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        queue, limit = lane.queue, self.max_batch_size
+        queue = self.queue
         while True:
             if not queue:
                 if self._closing:
                     return
-                await self._sleep_until_job(lane, self.idle_lane_s)
-                if not queue and not self._closing:  # idle: let the thread go (a new request starts a new lane)
-                    del self._lanes[lane.served]
-                    lane.executor.shutdown(wait=False)
-                    return
+                await self._sleep_until_job(None)
                 continue
             jobs = [queue.popleft()]
-            self.queued -= 1
-            rows = self._take(lane, jobs, jobs[0].frame.n)
-            if self.max_wait and lane.last_jobs > 1 and rows < limit and not self._closing:
+            rows, full = self._fill(jobs, jobs[0].frame.n)
+            if self.max_wait and self._last_jobs > 1 and not full and not self._closing:
                 deadline = loop.time() + self.max_wait
-                while rows < limit and not (queue and rows + queue[0].frame.n > limit):
+                while True:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
-                    await self._sleep_until_job(lane, remaining)
-                    if not queue:
+                    waiting = len(queue)
+                    await self._sleep_until_job(remaining)
+                    if len(queue) == waiting:
                         break
-                    rows = self._take(lane, jobs, rows)
-            lane.last_jobs = len(jobs)
+                    rows, full = self._fill(jobs, rows)
+                    if full:
+                        break
+            self._last_jobs = len(jobs)
             if self.on_batch is not None:
                 self.on_batch(rows, len(jobs))
+            self.busy = True
             t_batch = time.perf_counter()
             try:
-                results = await loop.run_in_executor(lane.executor, self._run_batch, jobs)
+                results = await loop.run_in_executor(self._executor, self._run_batch, jobs)
             except Exception as exc:  # the batch machinery itself failed: fail these jobs, keep serving
                 log.exception("batch failed on endpoint %s", self.endpoint)
                 err = BadRequest(f"the model could not score this request: {type(exc).__name__}: {exc}",
                                  rule="model", status=500)
                 results = [Result(error=err)] * len(jobs)
+            finally:
+                self.busy = False
             for job, res in zip(jobs, results, strict=True):
                 if not job.future.done():
                     job.future.set_result(res)
@@ -223,10 +175,34 @@ class MicroBatcher:
                 if shadows:
                     self.shadow_lane.send(shadows, jobs, t_batch, rows)
 
+    def _fill(self, jobs: list[Job], rows: int) -> tuple[int, bool]:
+        """Move queued jobs for ``jobs[0]``'s version into the batch, up to ``max_batch_size`` rows.
+
+        A batch holds one version, so it is one model call and one columnar log batch. Jobs for another version
+        (an A/B split is per request key; a swap may land mid-queue) keep their places at the head of the queue
+        and form the next batch. Returns the batch's rows and whether it is full (no more of its jobs fit).
+        """
+        queue, limit, served = self.queue, self.max_batch_size, jobs[0].served
+        skipped: list[Job] = []
+        full = rows >= limit
+        while queue and not full:
+            job = queue[0]
+            if job.served is not served:
+                skipped.append(queue.popleft())
+            elif rows + job.frame.n > limit:
+                full = True
+            else:
+                jobs.append(queue.popleft())
+                rows += job.frame.n
+                full = rows >= limit
+        if skipped:
+            queue.extendleft(reversed(skipped))
+        return rows, full
+
     # ------------------------------------------------------------ model thread
 
     def _run_batch(self, jobs: list[Job]) -> list[Result]:
-        results = self._score(jobs[0].served, jobs)  # a lane's batch is one version
+        results = self._score(jobs[0].served, jobs)  # one version per batch (_fill)
         if self.sink is not None:
             self._log(jobs, results)
         return results
@@ -311,7 +287,7 @@ def _columnar(jobs: list[Job], results: list[Result], endpoint: str, now: float,
     """The batch in columns for ``submit_batch``; None when records are needed.
 
     Records remain for the rare batches this shape does not cover: an error, or
-    inputs that are not one numeric matrix. A batch is always one version (its lane's).
+    inputs that are not one numeric matrix. A batch is always one version (``_fill``).
     """
     s = jobs[0].served
     if any(r.error is not None for r in results) or any(j.frame.matrix is None for j in jobs):

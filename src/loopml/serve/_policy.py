@@ -23,21 +23,23 @@ A :class:`PolicyRouter` serves a ``loopml.deploy`` endpoint. Invariants:
 - **Versions stay loaded while a policy names them** (reused across revisions,
   never reloaded): the old version kept as standby after a promotion answers a
   rollback at once.
-- **Weighted routing draws once per time slice** (``draw_slice_ms``, 5 ms), not
-  once per request: the requests of one slice go to one version, so under load
-  they share that version's next batch (the batcher gives each version its own
-  queue and model thread) instead of adding a small model call for the
-  candidate to nearly every cycle of the baseline's (bench/serving/routing/
-  RESULTS.md). A slice lasts the same time whatever version it drew, so each
-  version still gets its weight's share of requests; at low load (under one
-  request a slice) it is a per-request draw. ``draw_slice_ms=0`` draws per
-  request. Either way ``route`` is O(1).
+- **Weighted routing draws once per micro-batch**, not once per request, when
+  the server reports batch boundaries (:meth:`next_batch`, called as each batch
+  is formed): every request routed between two boundaries lands in the same
+  next batch, so holding one draw for them keeps each batch on one version and
+  one model call. Per-request draws split nearly every batch under load into
+  two smaller calls, paying the model's per-call cost twice (bench/serving/
+  routing/RESULTS.md). The draw is independent of how many requests the epoch
+  holds, so each version still gets its weight's share of requests; at low
+  load (one request per batch) it is a per-request draw. Without batch reports
+  (a router used on its own) every request draws. Either way ``route`` is O(1).
 - **Sticky** routing (A/B) hashes the request key (``X-Request-Key``, else the
   configured ``key_field`` of the payload, else the request id) with blake2b to
   ``[0, 1)`` over the routes in policy order: the same key gets the same version
-  while the weights stand. The batcher gives each version its own queue and
-  model thread, so a split never splits a model call or the log's columnar
-  batch, and no version waits for another's calls.
+  while the weights stand. The batcher still forms each batch from one version
+  (requests for the other keep their places at the head of the queue and make
+  the next batch), so a split never splits a model call or the log's columnar
+  batch.
 - **Shadows never answer**: :meth:`route` only returns versions with weight > 0;
   the batcher asks :meth:`shadow_for_batch` after each batch is answered, scores
   the copies on its shadow thread (bounded: copies it cannot keep up with are
@@ -52,7 +54,6 @@ import asyncio
 import hashlib
 import logging
 import random
-import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -117,7 +118,6 @@ class PolicyRouter:
         fetch_policy: returns ``(revision, policy)`` read together.
         load: loads one version of the policy's model (a ``LoadedModel``-like object).
         key_field: payload field used as the sticky key when no ``X-Request-Key`` header is sent.
-        draw_slice_ms: how long a weighted split's draw holds (0: a draw per request).
     """
 
     def __init__(
@@ -129,7 +129,6 @@ class PolicyRouter:
         *,
         poll_interval_s: float = 1.0,
         key_field: str | None = None,
-        draw_slice_ms: float = 5.0,
         on_swap: Callable[[RoutingTable, RoutingTable], None] | None = None,
         on_health: Callable[[int, HealthCheck], None] | None = None,
     ) -> None:
@@ -146,13 +145,12 @@ class PolicyRouter:
         self.swaps = 0
         self.last_error: str | None = None
         self._random = random.random
-        self._clock = time.monotonic
-        self.draw_slice_s = max(0.0, float(draw_slice_ms)) / 1000.0
         #: batches whose copy the shadow sampling kept / left out (``shadow_fraction``)
         self.shadow_batches = 0
         self.shadow_skipped_batches = 0
-        # The draw of the current slice: (table, version, clock time it ends).
-        self._held: tuple[RoutingTable, ServedModel, float] | None = None
+        # Batch-aligned draws: (table, version) held until the next batch boundary.
+        self._aligned = False
+        self._held: tuple[RoutingTable, ServedModel] | None = None
         revision, policy = fetch_policy()
         self.table = self._build(revision, dict(policy), {})
 
@@ -199,15 +197,24 @@ class PolicyRouter:
             return t.answering[0]
         if t.sticky:
             return _pick(t, sticky_bucket(request_key))
-        if self.draw_slice_s:
-            now = self._clock()
+        if self._aligned:
             held = self._held
-            if held is not None and held[0] is t and now < held[2]:
+            if held is not None and held[0] is t:
                 return held[1]
             served = _pick(t, self._random())
-            self._held = (t, served, now + self.draw_slice_s)
+            self._held = (t, served)
             return served
         return _pick(t, self._random())
+
+    def next_batch(self) -> None:
+        """A micro-batch was formed: requests routed from now on go to the next one, so draw anew.
+
+        Called by the server on its event loop (the thread ``route`` runs on), once as it starts the
+        endpoint's batcher and then as each batch is formed. The first call turns on batch-aligned
+        draws for this router.
+        """
+        self._aligned = True
+        self._held = None
 
     def shadow_for_batch(self) -> tuple[ServedModel, ...]:
         """The shadows that score a copy of the batch just answered: all of them for ``shadow_fraction``
