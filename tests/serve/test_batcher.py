@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pytest
 
 from loopml.serve._batcher import Job, MicroBatcher
 from loopml.serve._validation import Frame
@@ -15,13 +17,23 @@ def _job(served: Any, rid: str, rows: int = 1) -> Job:
                future=None)  # type: ignore[arg-type]  # _fill never touches the future
 
 
-def _batcher(max_batch_size: int) -> MicroBatcher:
-    return MicroBatcher("ep", max_batch_size=max_batch_size, max_batch_wait_ms=0, max_queue=64)
+@pytest.fixture
+def batchers() -> Iterator[Any]:
+    """``batchers(max_batch_size)``: a batcher whose (never started) model thread pool is shut down after the test."""
+    made: list[MicroBatcher] = []
+
+    def make(max_batch_size: int) -> MicroBatcher:
+        made.append(MicroBatcher("ep", max_batch_size=max_batch_size, max_batch_wait_ms=0, max_queue=64))
+        return made[-1]
+
+    yield make
+    for batcher in made:
+        batcher._executor.shutdown(wait=True)
 
 
-def test_a_batch_takes_only_its_versions_jobs_and_the_others_keep_their_order() -> None:
+def test_a_batch_takes_only_its_versions_jobs_and_the_others_keep_their_order(batchers: Any) -> None:
     a, b = object(), object()
-    batcher = _batcher(max_batch_size=3)
+    batcher = batchers(max_batch_size=3)
     batcher.queue.extend([_job(b, "b1"), _job(a, "a2"), _job(b, "b2"), _job(a, "a3"), _job(a, "a4"), _job(b, "b3")])
     jobs = [_job(a, "a1")]
     rows, full = batcher._fill(jobs, 1)
@@ -33,9 +45,9 @@ def test_a_batch_takes_only_its_versions_jobs_and_the_others_keep_their_order() 
     assert [j.request_id for j in batcher.queue] == ["a4"]
 
 
-def test_a_batch_is_full_when_its_next_job_does_not_fit_and_not_before() -> None:
+def test_a_batch_is_full_when_its_next_job_does_not_fit_and_not_before(batchers: Any) -> None:
     a, b = object(), object()
-    batcher = _batcher(max_batch_size=4)
+    batcher = batchers(max_batch_size=4)
     batcher.queue.extend([_job(b, "b1", rows=3), _job(a, "a2", rows=2), _job(a, "a3", rows=4)])
     jobs = [_job(a, "a1", rows=2)]
     assert batcher._fill(jobs, 2) == (4, True)
