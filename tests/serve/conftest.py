@@ -26,8 +26,6 @@ SIGNATURE = {
     "target": "churn",
 }
 FEATURES = ["age", "income", "visits", "plan"]
-NUMERIC = ["age", "income", "visits"]
-NUMERIC_SIGNATURE = {"version": 1, "columns": {n: SIGNATURE["columns"][n] for n in NUMERIC}}
 
 
 @dataclass(frozen=True)
@@ -69,15 +67,6 @@ def trained() -> tuple[Any, Any]:
     v1 = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(frame, y)
     v2 = HistGradientBoostingClassifier(max_iter=10, random_state=1).fit(frame, y)
     return v1, v2
-
-
-@pytest.fixture(scope="session")
-def numeric() -> Any:
-    """A classifier on the numeric features only (its requests are one float matrix: the columnar log path)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    frame, y = training_frame()
-    return HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(frame[NUMERIC].to_numpy(), y)
 
 
 @pytest.fixture

@@ -18,9 +18,11 @@ from loopml.serve._batcher import Job, MicroBatcher
 from loopml.serve._router import ServedModel
 from loopml.serve._validation import Frame
 from loopml.testing import ThreadServer
-from tests.serve.conftest import NUMERIC_SIGNATURE, FakeRecord, RecordingSink, StandInModel
+from tests.serve.conftest import SIGNATURE, FakeRecord, RecordingSink, StandInModel, training_frame
 from tests.serve.test_policy_router import ROW, FakeStore, _policy, _wait
 
+NUMERIC = ["age", "income", "visits"]
+NUMERIC_SIGNATURE = {"version": 1, "columns": {n: SIGNATURE["columns"][n] for n in NUMERIC}}
 NEVER = 60_000.0  # a window no test waits out: whatever is scored was flushed by max rows or by close()
 
 
@@ -63,6 +65,14 @@ class BatchSink(RecordingSink):
 
     def shadow_batches(self) -> list[dict[str, Any]]:
         return [b for b in self.batches if b["endpoint"] == "ep.shadow"]
+
+
+@pytest.fixture(scope="module")
+def numeric() -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame, y = training_frame()
+    return HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(frame[NUMERIC].to_numpy(), y)
 
 
 def _served(estimator: Any, version: int) -> ServedModel:
