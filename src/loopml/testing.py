@@ -3,7 +3,9 @@
 ``require_service`` skips a test when a service is absent, or fails it when
 ``LOOPML_REQUIRE_SERVICES=1`` (CI); ``postgres_schema`` gives a fresh
 PostgreSQL schema (and its URL) for one test; ``temporary_workspace`` a
-throw-away workspace. pytest is imported only when a check needs it.
+throw-away workspace; ``wait_for_predictions`` polls the prediction log for
+rows another thread or process writes. pytest is imported only when a check
+needs it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "PG_DB", "PG_HOST", "PG_PORT", "PG_USER", "SERVICES", "pg_dsn", "postgres_schema",
-    "ThreadServer", "require_service", "service_reachable", "temporary_workspace",
+    "ThreadServer", "require_service", "service_reachable", "temporary_workspace", "wait_for_predictions",
 ]
 
 # Test infrastructure reads its own env (not loopml settings): where the test services are.
@@ -93,6 +95,31 @@ def temporary_workspace(**overrides: Any) -> Iterator[Any]:
             yield ws
         finally:
             ws.store.dispose()
+
+
+def wait_for_predictions(ws_or_root: Any, endpoint: str, until: Callable[[int], bool], *,
+                         timeout_s: float = 60.0) -> int:
+    """Poll until ``until(rows logged for endpoint)`` holds (none yet counts 0); the last count.
+
+    For rows written elsewhere, e.g. by a server's shadow worker process: they become countable as that
+    process commits them, on its own cadence. Raises ``AssertionError`` after ``timeout_s``.
+    """
+    import time
+
+    from loopml.kernel.exceptions import NotFoundError
+    from loopml.predictions import count_predictions
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            logged = count_predictions(ws_or_root, endpoint)
+        except NotFoundError:  # nothing logged under this name yet
+            logged = 0
+        if until(logged):
+            return logged
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{endpoint}: {logged} rows logged after {timeout_s:.0f} s, not what was awaited")
+        time.sleep(0.05)
 
 
 class ThreadServer:

@@ -12,7 +12,7 @@ import importlib.util
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,13 @@ from loopml.deploy import (
 )
 from loopml.kernel.exceptions import DeploymentError
 from loopml.predictions import (
-    count_predictions,
     open_prediction_log,
     query_predictions,
     record_feedback,
 )
 from loopml.register import register_model, resolve
 from loopml.rollout import analyze_rollout, controller_tick
-from loopml.testing import ThreadServer
+from loopml.testing import ThreadServer, wait_for_predictions
 
 _spec = importlib.util.spec_from_file_location("faulty_models", Path(__file__).with_name("faulty_models.py"))
 fm = sys.modules.get("faulty_models")
@@ -124,6 +123,11 @@ class Rig:
             t.join()
         self.log.flush()
         return out
+
+    def wait_for_shadow(self, done: Callable[[int, int], bool]) -> None:
+        """Until ``done(rows the shadow logged, copies it dropped)``: its worker process starts, scores and logs."""
+        wait_for_predictions(self.ws, shadow_endpoint_name(ENDPOINT),
+                             lambda logged: done(logged, self.endpoint.batcher.shadow_dropped))
 
     def row(self, rid: str) -> dict[str, Any]:
         """The record request ``rid`` sent."""
@@ -313,11 +317,8 @@ def test_shadow_answers_are_logged_apart_and_never_returned(rig: Rig) -> None:
     shadow = shadow_endpoint_name(ENDPOINT)
     # Under pressure the shadow drops copies (bounded queue) rather than slow the endpoint:
     # every request is either logged by the shadow or counted as dropped.
-    deadline = time.monotonic() + 30
-    while count_predictions(rig.ws, shadow) + rig.endpoint.batcher.shadow_dropped < 80:
-        assert time.monotonic() < deadline, "shadow answers were not logged"
-        time.sleep(0.05)
-        rig.log.flush()
+    rig.wait_for_shadow(lambda logged, dropped: logged + dropped >= 80)
+    assert rig.endpoint.batcher.shadow_worker.starts == 1  # scored and logged in the shadow worker process
     logged = query_predictions(rig.ws, shadow, columns=["request_id", "model_version", "status"])
     assert set(logged["model_version"]) == {v2} and set(logged["request_id"]) <= {s["rid"] for s in seen}
     assert len(logged) + rig.endpoint.batcher.shadow_dropped == 80 and len(logged) >= 40
@@ -339,11 +340,7 @@ def test_a_sampled_shadow_scores_a_share_of_the_requests(rig: Rig) -> None:
     assert {(s["status"], s["version"]) for s in seen} == {(200, rig.v1)}
     shadow = shadow_endpoint_name(ENDPOINT)
     router = rig.router
-    deadline = time.monotonic() + 30
-    while count_predictions(rig.ws, shadow) + rig.endpoint.batcher.shadow_dropped == 0:
-        assert time.monotonic() < deadline, "shadow answers were not logged"
-        time.sleep(0.05)
-        rig.log.flush()
+    rig.wait_for_shadow(lambda logged, dropped: logged + dropped > 0)
     logged = query_predictions(rig.ws, shadow, columns=["request_id", "model_version"])
     assert set(logged["model_version"]) <= {v2} and set(logged["request_id"]) <= {s["rid"] for s in seen}
     # Whole batches are sampled at 50% (drawn as each is answered): some were copied, some not, never all.

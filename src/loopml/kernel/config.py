@@ -50,6 +50,9 @@ class ServeSettings(BaseModel):
     # per shadow version: the per-call cost is paid once per window, not once per batch (bench/serving/routing).
     shadow_window_ms: float = 100.0
     shadow_max_rows: int = 4096
+    # Score shadows in a worker process, off the server's GIL: a shadow of every request then costs the server
+    # only the packing of each window (bench/serving/routing/RESULTS.md, seventh pass). False: the server's thread.
+    shadow_process: bool = True
 
 
 class Settings(BaseSettings):

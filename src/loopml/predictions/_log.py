@@ -17,6 +17,7 @@ committed, so a slow destination costs disk, never dropped or blocked requests.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import queue
@@ -26,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,17 @@ class PredictionLog:
         self._journal_thread.join()
         self._commit_thread.join()
         _OPEN.discard(self)
+
+    def reopener(self) -> Callable[[], PredictionLog]:
+        """Opens this log again in another process (serving's shadow worker); picklable.
+
+        The new handle writes its own journal segments, as each ``--workers`` process does, and does not
+        replay this one's (``recover=False``): those are this process's to commit.
+        """
+        return functools.partial(
+            PredictionLog, str(self.root), flush_interval_s=self.flush_interval_s, roll_interval_s=self.roll_interval_s,
+            max_buffer_rows=self.max_buffer_rows, chunk_rows=self.chunk_rows, spill_dir=str(self.journal_dir),
+            recover=False)
 
     def record_feedback(self, endpoint: str, labels: Any) -> Any:
         """Store true labels for ``endpoint`` beside this log (the server's ``POST .../feedback``).

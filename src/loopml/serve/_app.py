@@ -45,6 +45,7 @@ from loopml.serve._router import (
     ServedModel,
     SingleModelRouter,
 )
+from loopml.serve._shadow_worker import ShadowWorker, ShadowWorkerSpec
 
 __all__ = ["Endpoint", "ServeApp", "create_app"]
 
@@ -336,7 +337,8 @@ class ServeApp:
                 ep.name, max_batch_size=ep.config.max_batch_size, max_batch_wait_ms=ep.config.max_batch_wait_ms,
                 max_queue=ep.config.max_queue, sink=self.sink, on_batch=self._on_batch_for(ep.name),
                 shadow=shadow, shadow_endpoint=shadow_name, shadow_sample_rate=ep.config.shadow_sample_rate,
-                shadow_window_ms=ep.config.shadow_window_ms, shadow_max_rows=ep.config.shadow_max_rows)
+                shadow_window_ms=ep.config.shadow_window_ms, shadow_max_rows=ep.config.shadow_max_rows,
+                shadow_worker=self._shadow_worker(ep, shadow_name) if shadow_name else None)
             ep.batcher.start()
             if hasattr(ep.router, "poll_forever"):  # AliasRouter, PolicyRouter
                 self._tasks.append(asyncio.get_running_loop().create_task(ep.router.poll_forever()))
@@ -352,6 +354,20 @@ class ServeApp:
                     await ep.batcher.close()
             if self.sink is not None:
                 await asyncio.to_thread(self.sink.close)
+
+    def _shadow_worker(self, ep: Endpoint, shadow_endpoint: str) -> ShadowWorker | None:
+        """A worker process for the endpoint's shadows (``shadow_process``), when its router's loader and the
+        prediction log can be opened there; otherwise the shadows score on the server's shadow thread."""
+        load = getattr(ep.router, "loader", None)
+        reopener = getattr(self.sink, "reopener", None)
+        if not ep.config.shadow_process or load is None or reopener is None:
+            return None
+        try:
+            return ShadowWorker(ShadowWorkerSpec(ep.name, shadow_endpoint, load, reopener()))
+        except Exception as exc:  # noqa: BLE001 - e.g. a loader that does not pickle: the thread still works
+            log.warning("endpoint %s: shadows score on the server's thread, not in a worker process (%s: %s)",
+                        ep.name, type(exc).__name__, exc)
+            return None
 
     def _on_batch_for(self, name: str) -> Any:
         rows_h, reqs_h, key = self.m_batch_rows, self.m_batch_reqs, (name,)

@@ -16,6 +16,8 @@ after its answers are handed back; the endpoint's :class:`ShadowLane`
 (``_shadow.py``) scores copies on its own thread, a coalescing window at a
 time (``shadow_window_ms``, ``shadow_max_rows``), so they never delay a
 response and pay the per-call cost once per window rather than once per batch.
+With a :class:`ShadowWorker` (``_shadow_worker.py``) the lane only collects
+windows and the worker scores them in another process, off this one's GIL.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from loopml.serve._jobs import Job, Result
 from loopml.serve._records import MatrixColumns, PredictionBatch, PredictionRecord, PredictionSink, stacked_batch
 from loopml.serve._router import ServedModel
 from loopml.serve._shadow import ShadowLane
+from loopml.serve._shadow_worker import ShadowWorker
 from loopml.serve._validation import combine_frames
 
 __all__ = ["Job", "MicroBatcher", "Result"]
@@ -60,6 +63,7 @@ class MicroBatcher:
         shadow_sample_rate: float = 1.0,
         shadow_window_ms: float = 100.0,
         shadow_max_rows: int = 4096,
+        shadow_worker: ShadowWorker | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.max_batch_size = max(1, int(max_batch_size))
@@ -75,10 +79,12 @@ class MicroBatcher:
         self._last_jobs = 0
         self.busy = False
         self.shadow = shadow
+        self.shadow_worker = shadow_worker if shadow is not None else None
         self.shadow_lane = ShadowLane(
             endpoint, shadow_endpoint=shadow_endpoint or f"{endpoint}.shadow", score=self._score,
             log_records=self._log, sink=sink, window_ms=shadow_window_ms, max_rows=shadow_max_rows,
-            sample_rate=shadow_sample_rate) if shadow is not None else None
+            sample_rate=shadow_sample_rate, ship=self.shadow_worker.ship if self.shadow_worker else None,
+        ) if shadow is not None else None
 
     @property
     def shadow_dropped(self) -> int:
@@ -117,6 +123,8 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
         if self.shadow_lane is not None:  # scores the copies still waiting, without waiting out the window
             await asyncio.to_thread(self.shadow_lane.close)
+        if self.shadow_worker is not None:  # and the worker logs them before it exits
+            await asyncio.to_thread(self.shadow_worker.close)
 
     async def _sleep_until_job(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()

@@ -22,7 +22,10 @@ class ServeConfig:
     fraction of requests a traffic policy's shadow versions also score;
     ``shadow_window_ms`` is how long the shadow lane collects copies after the
     first one before scoring them in one call per shadow version (0: at once),
-    ``shadow_max_rows`` the rows that end a window early (and cap one call).
+    ``shadow_max_rows`` the rows that end a window early (and cap one call);
+    ``shadow_process`` scores them in a worker process (``_shadow_worker.py``)
+    rather than on a thread of the server, when the endpoint's versions and
+    prediction log can be opened there.
     """
 
     max_batch_size: int = 32
@@ -35,6 +38,7 @@ class ServeConfig:
     shadow_sample_rate: float = 1.0
     shadow_window_ms: float = 100.0
     shadow_max_rows: int = 4096
+    shadow_process: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_rows", "max_body_bytes", "shadow_max_rows"):
@@ -47,6 +51,9 @@ class ServeConfig:
         if not self.shadow_window_ms >= 0:  # NaN fails too
             raise ValidationError(f"serve setting shadow_window_ms must be >= 0, got {self.shadow_window_ms!r}",
                                   field="shadow_window_ms", rule="min")
+        if not isinstance(self.shadow_process, bool):
+            raise ValidationError(f"serve setting shadow_process must be true or false, got {self.shadow_process!r}",
+                                  field="shadow_process", rule="type")
         if self.max_batch_wait_ms < 0 or self.poll_interval_s <= 0:
             raise ValidationError("serve settings max_batch_wait_ms must be >= 0 and poll_interval_s > 0",
                                   field="max_batch_wait_ms", rule="min")

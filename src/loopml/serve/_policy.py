@@ -42,8 +42,9 @@ A :class:`PolicyRouter` serves a ``loopml.deploy`` endpoint. Invariants:
   batch.
 - **Shadows never answer**: :meth:`route` only returns versions with weight > 0;
   the batcher asks :meth:`shadow_for_batch` after each batch is answered, scores
-  the copies on its shadow thread (bounded: copies it cannot keep up with are
-  dropped and counted) and logs them under ``loopml.deploy.shadow_endpoint_name``.
+  the copies off the response path (its shadow worker process, else its shadow
+  thread; bounded: copies it cannot keep up with are dropped and counted) and
+  logs them under ``loopml.deploy.shadow_endpoint_name``.
   The policy's ``shadow_fraction`` samples whole batches, so a 10% shadow costs
   ~10% of the model calls, not a small call per batch.
 """
@@ -51,6 +52,7 @@ A :class:`PolicyRouter` serves a ``loopml.deploy`` endpoint. Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -95,6 +97,13 @@ class RoutingTable:
         return self.answering[0] if len(self.answering) == 1 else None
 
 
+def _load_version(ws: Any, model: str, version: int) -> Any:
+    """One version from the workspace's registry (a module function, so a shadow worker can be handed it)."""
+    from loopml.register import load_model
+
+    return load_model(ws, f"{model}/{version}")
+
+
 def _pick(t: RoutingTable, u: float) -> ServedModel:
     i = bisect_right(t.cumulative, u)
     return t.answering[i if i < len(t.answering) else -1]
@@ -136,6 +145,8 @@ class PolicyRouter:
         self._fetch_revision = fetch_revision
         self._fetch_policy = fetch_policy
         self._load = load
+        #: how versions are loaded; a shadow worker (``_shadow_worker.py``) loads its versions with it when it pickles
+        self.loader = load
         self.poll_interval_s = poll_interval_s
         self.key_field = key_field
         self.on_swap = on_swap
@@ -162,7 +173,6 @@ class PolicyRouter:
         from loopml.deploy import get_endpoint
         from loopml.kernel.exceptions import NotFoundError
         from loopml.metadata._orm import Endpoint as EndpointRow
-        from loopml.register import load_model
 
         query = select(EndpointRow.revision).where(EndpointRow.name == endpoint)
 
@@ -186,7 +196,7 @@ class PolicyRouter:
                 log.exception("endpoint %s: could not store the health check of version %d", endpoint, version)
 
         options.setdefault("on_health", on_health)
-        return cls(endpoint, fetch_revision, fetch_policy, lambda model, v: load_model(ws, f"{model}/{v}"), **options)
+        return cls(endpoint, fetch_revision, fetch_policy, functools.partial(_load_version, ws), **options)
 
     # ------------------------------------------------------------ request path
 

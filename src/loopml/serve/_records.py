@@ -84,7 +84,9 @@ class PredictionSink(Protocol):
     Optional: a sink may expose ``lag_seconds() -> float`` (age of the oldest
     record not yet written), shown on ``/metrics`` as the log-writer lag, and
     ``submit_batch(batch: PredictionBatch)``: then the server hands over a
-    batch of successful, all-numeric requests in columns rather than records.
+    batch of successful, all-numeric requests in columns rather than records;
+    and ``reopener() -> Callable[[], PredictionSink]``, picklable, that opens
+    the same log in another process (a shadow worker logs through it).
     """
 
     def submit(self, records: list[PredictionRecord]) -> None: ...

@@ -43,7 +43,7 @@ from loopml.serve._records import PredictionSink, stacked_batch
 from loopml.serve._router import ServedModel
 from loopml.serve._validation import combine_frames
 
-__all__ = ["ShadowLane"]
+__all__ = ["Copy", "ShadowLane"]
 
 log = logging.getLogger("loopml.serve")
 
@@ -55,7 +55,7 @@ _RID = attrgetter("request_id")
 _N = attrgetter("n")
 
 
-class _Copy(NamedTuple):
+class Copy(NamedTuple):
     """An answered batch waiting for the shadow versions."""
 
     shadows: tuple[ServedModel, ...]
@@ -73,7 +73,10 @@ class ShadowLane:
     endpoint=, latencies_ms=)`` hands results to the prediction log as records.
     Both come from the endpoint's :class:`~loopml.serve._batcher.MicroBatcher`
     and are used only when a call fails, the inputs are not one numeric matrix,
-    or the sink takes no columnar batches (``submit_batch``).
+    or the sink takes no columnar batches (``submit_batch``). With ``ship``,
+    the thread only collects windows and hands each to ``ship(copies)``
+    (a :class:`~loopml.serve._shadow_worker.ShadowWorker`, which scores them in
+    another process); a window it cannot take (``False``) counts as dropped.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class ShadowLane:
         max_rows: int = 4096,
         max_waiting_rows: int | None = None,
         sample_rate: float = 1.0,
+        ship: Callable[[list[Copy]], bool] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.shadow_endpoint = shadow_endpoint
@@ -100,8 +104,9 @@ class ShadowLane:
         self.dropped = 0
         self._score = score
         self._log_records = log_records
+        self._ship = ship
         self._cond = threading.Condition()
-        self._waiting: deque[_Copy] = deque()
+        self._waiting: deque[Copy] = deque()
         self._rows = 0  # rows waiting
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -121,7 +126,7 @@ class ShadowLane:
             if self._closing or (waiting and waiting + rows > self.max_waiting_rows):
                 self.dropped += len(jobs)
                 return
-            self._waiting.append(_Copy(tuple(shadows), jobs, t_batch, rows, time.perf_counter()))
+            self._waiting.append(Copy(tuple(shadows), jobs, t_batch, rows, time.perf_counter()))
             self._rows = waiting + rows
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"loopml-shadow-{self.endpoint}", daemon=True)
@@ -155,7 +160,7 @@ class ShadowLane:
                         if left <= 0:
                             break
                         cond.wait(left)
-                taken: list[_Copy] = []
+                taken: list[Copy] = []
                 rows = 0
                 while self._waiting and rows < self.max_rows:
                     copy = self._waiting.popleft()
@@ -163,13 +168,17 @@ class ShadowLane:
                     rows += copy.rows
                 self._rows -= rows
             try:
-                self._flush(taken)
+                if self._ship is None:
+                    self.score_copies(taken)
+                elif not self._ship(taken):
+                    self.dropped += sum(len(c.jobs) for c in taken)
             except Exception:  # the lane must outlive any failure
                 log.exception("shadow scoring failed on endpoint %s", self.endpoint)
 
-    def _flush(self, taken: list[_Copy]) -> None:
-        """One model call per shadow version for copies that share shadow versions (a policy may change mid-window)."""
-        groups: dict[tuple[int, ...], list[_Copy]] = {}
+    def score_copies(self, taken: list[Copy]) -> None:
+        """Score and log a window: one model call per shadow version for copies that share shadow versions (a
+        policy may change mid-window). The shadow thread's step; a shadow worker runs it in its own process."""
+        groups: dict[tuple[int, ...], list[Copy]] = {}
         for copy in taken:
             groups.setdefault(tuple(map(id, copy.shadows)), []).append(copy)
         for copies in groups.values():

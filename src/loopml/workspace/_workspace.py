@@ -56,6 +56,10 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Crosses to another process (serving's shadow worker) as its settings and actor; the store reopens there."""
+        return _reopen, (self.settings, self.actor)
+
     def as_actor(self, actor: str) -> Workspace:
         """The same stores, acting as someone else (the server does this per request)."""
         return Workspace(settings=self.settings, store=self.store, actor=actor)
@@ -86,6 +90,10 @@ def _store_for(url: str, root: Path) -> MetadataStore:
             store = MetadataStore(url)
             _OPEN[key] = store
         return store
+
+
+def _reopen(settings: Settings, actor: str) -> Workspace:
+    return Workspace(settings=settings, store=_store_for(settings.resolved_db_url, settings.root), actor=actor)
 
 
 def open_workspace(root: str | Path | None = None, *, actor: str | None = None, **overrides: Any) -> Workspace:
