@@ -13,7 +13,9 @@ with ``shadow_fraction=0.1``: a tenth of the batches copied) or ``ep-ab`` (a sti
 with validation ON (30-float contract) and the prediction log ON, one worker,
 the serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
 
-Env: ``SHADOW_SAMPLE_RATE`` (the server-wide per-request ``shadow_sample_rate``);
+Env: ``SHADOW_SAMPLE_RATE`` (the server-wide per-request ``shadow_sample_rate``); ``SHADOW_SHIP=discard``
+(the shadow lane collects each window and throws it away: no worker) or ``pack`` (packs and pickles it first),
+to split a shadow's cost between the server's side and the worker's;
 ``PER_REQUEST_DRAW=1`` turns off the router's batch-aligned draws (a canary then
 draws per request, as before), for a same-run before/after comparison.
 """
@@ -64,6 +66,34 @@ def serve(root: Path, target: str, port: int) -> None:
     from loopml.serve import create_app, run_server
     from loopml.workspace import open_workspace
 
+    if os.environ.get("GC_PROBE") == "1":  # print every full (gen-2) collection: when, how long, how many objects
+        import gc
+        import time
+
+        began = [0.0]
+
+        def probe(phase, info):  # type: ignore[no-untyped-def]
+            if info["generation"] != 2:
+                return
+            if phase == "start":
+                began[0] = time.perf_counter()
+            else:
+                print(f"GC2 t={time.time():.2f} ms={(time.perf_counter() - began[0]) * 1000:.1f} "
+                      f"collected={info['collected']} objects={len(gc.get_objects(2))}", file=sys.stderr, flush=True)
+
+        gc.callbacks.append(probe)
+    ship = os.environ.get("SHADOW_SHIP")  # where a shadow's cost goes: collect copies only, or collect and pack
+    if ship in ("discard", "pack"):
+        import pickle
+
+        from loopml.serve._shadow_worker import ShadowWorker, _pack
+
+        def discard(self, copies):  # type: ignore[no-untyped-def]
+            if ship == "pack":
+                pickle.dumps(_pack(copies), protocol=5)
+            return True
+
+        ShadowWorker.ship = discard  # type: ignore[method-assign]
     if os.environ.get("PER_REQUEST_DRAW") == "1":  # the router as it was: one draw per request
         from loopml.serve._policy import PolicyRouter
 
