@@ -299,3 +299,14 @@ def test_close_kills_a_worker_that_hangs_instead_of_waiting_forever(
     worker.close(timeout=1.0)
     assert time.monotonic() - started < 10
     assert proc is not None and proc.returncode == -signal.SIGKILL and worker.pid is None
+
+
+def test_a_closed_worker_takes_no_window_and_starts_no_process() -> None:
+    """A window the shadow thread still ships after shutdown began must not start a worker nobody will stop."""
+    from loopml.serve._shadow_worker import ShadowWorker, ShadowWorkerSpec
+
+    worker = ShadowWorker(ShadowWorkerSpec("ep", "ep.shadow", _hanging_version, _NoSink))
+    worker.close()
+    jobs = [Job(_Model("churn", 1, FEATURES), Frame(1, matrix=np.ones((1, 3))), "r0", 1.0, 2.0, None)]  # type: ignore[arg-type]
+    assert not worker.ship([Copy((_Model("churn", 2, FEATURES),), jobs, 1.0, 1, 0.0)])  # type: ignore[arg-type]
+    assert worker.starts == 0 and worker.pid is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from loopml.kernel.exceptions import BadRequest
 from loopml.serve._router import ServedModel
 from loopml.serve._validation import Frame
 
-__all__ = ["Job", "Result"]
+__all__ = ["FRAME", "REQUEST_ID", "ROWS", "SERVED", "T0", "TS", "Job", "Result"]
 
 
 @dataclass(slots=True)
@@ -34,3 +35,12 @@ class Result:
     labels: Any = None
     proba: np.ndarray | None = None
     error: BadRequest | None = None
+
+
+# Getters for map() over the many jobs of a shadow window (C speed, unlike a lambda or a loop).
+FRAME = attrgetter("frame")
+SERVED = attrgetter("served")
+REQUEST_ID = attrgetter("request_id")
+T0 = attrgetter("t0")
+TS = attrgetter("ts")
+ROWS = attrgetter("n")  # of a Frame

@@ -33,12 +33,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import chain
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from loopml.serve._jobs import Job, Result
+from loopml.serve._jobs import FRAME, REQUEST_ID, ROWS, SERVED, T0, TS, Job, Result
 from loopml.serve._records import PredictionSink, stacked_batch
 from loopml.serve._router import ServedModel
 from loopml.serve._validation import combine_frames
@@ -47,12 +46,6 @@ __all__ = ["Copy", "ShadowLane"]
 
 log = logging.getLogger("loopml.serve")
 
-_FRAME = attrgetter("frame")
-_SERVED = attrgetter("served")
-_T0 = attrgetter("t0")
-_TS = attrgetter("ts")
-_RID = attrgetter("request_id")
-_N = attrgetter("n")
 
 
 class Copy(NamedTuple):
@@ -192,8 +185,8 @@ class ShadowLane:
                 t_batch = np.repeat(np.array([c.t_batch for c in copies]), counts)
                 batch_rows = np.repeat(np.array([c.rows for c in copies], dtype=np.float64), counts)
             # The wait before each request's own batch; its batch's share of the call's time is added per call.
-            waited = t_batch - np.fromiter(map(_T0, jobs), dtype=np.float64, count=len(jobs))
-            served = set(map(_SERVED, jobs))
+            waited = t_batch - np.fromiter(map(T0, jobs), dtype=np.float64, count=len(jobs))
+            served = set(map(SERVED, jobs))
             for model in copies[0].shadows:
                 try:
                     self._run(model, jobs, waited, batch_rows, served)
@@ -214,10 +207,10 @@ class ShadowLane:
             idx = np.flatnonzero(keep)
             jobs, waited = [jobs[i] for i in idx], waited[idx]
             batch_rows = np.broadcast_to(batch_rows, keep.shape)[idx]
-        frames = list(map(_FRAME, jobs))
+        frames = list(map(FRAME, jobs))
         t = time.perf_counter()
         frame = combine_frames(frames)
-        sizes = np.fromiter(map(_N, frames), dtype=np.int64, count=len(frames))
+        sizes = np.fromiter(map(ROWS, frames), dtype=np.int64, count=len(frames))
         labels: Any = None
         proba = None
         ok = False
@@ -235,8 +228,8 @@ class ShadowLane:
         if ok and frame.matrix is not None and hasattr(sink, "submit_batch"):
             latency_ms = (waited + (time.perf_counter() - t) * share) * 1000.0
             batch = stacked_batch(
-                model, self.shadow_endpoint, request_ids=list(map(_RID, jobs)), sizes=sizes,
-                ts=np.fromiter(map(_TS, jobs), dtype=np.float64, count=len(jobs)), latency_ms=latency_ms,
+                model, self.shadow_endpoint, request_ids=list(map(REQUEST_ID, jobs)), sizes=sizes,
+                ts=np.fromiter(map(TS, jobs), dtype=np.float64, count=len(jobs)), latency_ms=latency_ms,
                 matrix=frame.matrix, labels=labels, proba=proba)
             try:
                 sink.submit_batch(batch)  # type: ignore[attr-defined]

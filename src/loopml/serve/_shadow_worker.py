@@ -48,13 +48,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import IO, Any
 
 import numpy as np
 
 from loopml.serve._health import check_health
-from loopml.serve._jobs import Job
+from loopml.serve._jobs import FRAME, REQUEST_ID, ROWS, T0, TS, Job
 from loopml.serve._records import PredictionSink
 from loopml.serve._router import ServedModel
 from loopml.serve._shadow import Copy, ShadowLane
@@ -65,11 +64,6 @@ __all__ = ["ShadowWorker", "ShadowWorkerSpec"]
 log = logging.getLogger("loopml.serve")
 
 _HEADER = struct.Struct("<Q")
-_FRAME = attrgetter("frame")
-_RID = attrgetter("request_id")
-_T0 = attrgetter("t0")
-_TS = attrgetter("ts")
-_N = attrgetter("n")
 
 
 @dataclass(frozen=True)
@@ -96,6 +90,7 @@ class ShadowWorker:
         self._spec_frame = pickle.dumps(spec, protocol=5)  # raises here, in the server, if it cannot cross
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_at = -float("inf")
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
@@ -116,6 +111,7 @@ class ShadowWorker:
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the worker log what it has and exit; wait for it (blocks), killing it after ``timeout``."""
+        self._closed = True  # a window the shadow thread still ships (it outlived its join) starts no new worker
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -143,7 +139,7 @@ class ShadowWorker:
             log.error("shadow worker of endpoint %s exited with status %s", self.spec.endpoint, code)
             self._proc = None
         now = time.monotonic()
-        if now - self._started_at < self.restart_after_s:
+        if self._closed or now - self._started_at < self.restart_after_s:
             return None
         self._started_at = now
         env = dict(os.environ)  # the worker imports what the server imports (a path added at run time too)
@@ -183,7 +179,7 @@ def _read(pipe: IO[bytes]) -> bytes:
 def _pack(copies: list[Copy]) -> dict[str, Any]:
     """A window as plain arrays: every job's rows in one matrix when they share a width (the usual case)."""
     jobs = [j for c in copies for j in c.jobs]
-    frames = list(map(_FRAME, jobs))
+    frames = list(map(FRAME, jobs))
     matrix = None
     if all(f.matrix is not None for f in frames) and len({f.matrix.shape[1] for f in frames}) == 1:
         matrix = frames[0].matrix if len(frames) == 1 else np.concatenate([f.matrix for f in frames])
@@ -195,10 +191,10 @@ def _pack(copies: list[Copy]) -> dict[str, Any]:
         names.setdefault(key, served.contract.names)
         heads.append((tuple((m.name, m.version) for m in c.shadows), c.t_batch, c.rows, len(c.jobs), key))
     return {
-        "copies": heads, "names": names, "request_ids": list(map(_RID, jobs)),
-        "t0": np.fromiter(map(_T0, jobs), dtype=np.float64, count=len(jobs)),
-        "ts": np.fromiter(map(_TS, jobs), dtype=np.float64, count=len(jobs)),
-        "sizes": np.fromiter(map(_N, frames), dtype=np.int64, count=len(frames)),
+        "copies": heads, "names": names, "request_ids": list(map(REQUEST_ID, jobs)),
+        "t0": np.fromiter(map(T0, jobs), dtype=np.float64, count=len(jobs)),
+        "ts": np.fromiter(map(TS, jobs), dtype=np.float64, count=len(jobs)),
+        "sizes": np.fromiter(map(ROWS, frames), dtype=np.int64, count=len(frames)),
         "matrix": matrix, "frames": None if matrix is not None else frames,
     }
 
