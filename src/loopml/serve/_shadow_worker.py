@@ -6,10 +6,11 @@ log rows (about 13 µs a request in situ, bench/serving/routing/RESULTS.md)
 land on the request path's latency even though no response waits for them.
 Here the shadow thread (:class:`~loopml.serve._shadow.ShadowLane`) still
 collects a window of copies, but then only packs it (one matrix, the request
-ids and clocks: a few µs a window) and writes it down a pipe. The worker
-(``python -m loopml.serve._shadow_worker``) loads the shadow versions from the
-workspace and runs the same ``score_copies`` the thread would, logging into
-its own handle on the same prediction log (as ``--workers`` processes do).
+ids and clocks: about 0.5 µs a request, bench_pack.py) and writes it down a
+pipe. The worker (``python -m loopml.serve._shadow_worker``) loads the shadow
+versions from the workspace and runs the same ``score_copies`` the thread
+would, logging into its own handle on the same prediction log (as
+``--workers`` processes do).
 
 - **Started on the first window**, so an endpoint without shadows never starts
   one. If it dies it is started again on a later window (at most once every
