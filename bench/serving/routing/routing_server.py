@@ -15,7 +15,8 @@ the serving defaults (uvloop + httptools when installed), as in ../RESULTS.md.
 
 Env: ``SHADOW_SAMPLE_RATE`` (the server-wide per-request ``shadow_sample_rate``); ``SHADOW_SHIP=discard``
 (the shadow lane collects each window and throws it away: no worker) or ``pack`` (packs and pickles it first),
-to split a shadow's cost between the server's side and the worker's;
+to split a shadow's cost between the server's side and the worker's; ``LOG_ROLL_S`` (the prediction log's
+``roll_interval_s``: 3600 keeps Parquet commits out of a run);
 ``PER_REQUEST_DRAW=1`` turns off the router's batch-aligned draws (a canary then
 draws per request, as before), for a same-run before/after comparison.
 """
@@ -103,7 +104,9 @@ def serve(root: Path, target: str, port: int) -> None:
         ws = open_workspace(root)
         settings = {**ws.settings.serve.model_dump(), "max_batch_size": 256, "max_batch_wait_ms": 2,
                     "shadow_sample_rate": float(os.environ.get("SHADOW_SAMPLE_RATE", "1"))}
-        return create_app({"bc": target}, workspace=ws, sink=open_prediction_log(ws), settings=settings)
+        roll = os.environ.get("LOG_ROLL_S")  # e.g. 3600: no Parquet commit during a run (the journal still syncs)
+        log = open_prediction_log(ws, **({"roll_interval_s": float(roll)} if roll else {}))
+        return create_app({"bc": target}, workspace=ws, sink=log, settings=settings)
 
     run_server(factory, port=port)
 
