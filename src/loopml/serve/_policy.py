@@ -144,7 +144,6 @@ class PolicyRouter:
         self.endpoint = endpoint
         self._fetch_revision = fetch_revision
         self._fetch_policy = fetch_policy
-        self._load = load
         #: how versions are loaded; a shadow worker (``_shadow_worker.py``) loads its versions with it when it pickles
         self.loader = load
         self.poll_interval_s = poll_interval_s
@@ -311,7 +310,7 @@ class PolicyRouter:
             if v in loaded:
                 table[v] = loaded[v]
                 continue
-            served = ServedModel(self._load(model, v))
+            served = ServedModel(self.loader(model, v))
             if v in named_standby or v in self.unhealthy:
                 health = check_health(served)
                 self._health(v, health)
